@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class GrpcapiConfig(AppConfig):
+    name = "grpcapi"
+    default_auto_field = "django.db.models.BigAutoField"

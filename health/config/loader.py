@@ -1,0 +1,544 @@
+"""Structural stage: maglev.yaml text → Config, or every shape error with its key path and line.
+
+The YAML is composed into nodes (libyaml when present) so each error can name its line. Every
+value that does not parse (a duration like `2 parsecs`, an address that is not one, a port that
+is not a number, a regex that does not compile) is reported here; rules across keys are left to
+`semantic.py`. All problems are collected, not just the first.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import yaml
+
+from .durations import parse_duration
+from .errors import ConfigIssue, StructureError
+from .spec import (
+    DEFAULT_EXPECT_STATUS,
+    DEFAULT_HTTP_METHOD,
+    DEFAULT_HTTP_PATH,
+    DEFAULT_WEIGHT,
+    HTTP_METHODS,
+    BackendSpec,
+    CheckType,
+    Config,
+    FrontendSpec,
+    HealthcheckSpec,
+    LbConf,
+    PoolSpec,
+    Protocol,
+)
+
+_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_constructor = yaml.constructor.SafeConstructor()
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+NAME_RULE = "names are 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit"
+
+_PARAMS: dict[CheckType, frozenset[str]] = {
+    CheckType.HTTP: frozenset({"method", "path", "host", "expect-status", "expect-body"}),
+    CheckType.HTTPS: frozenset(
+        {"method", "path", "host", "expect-status", "expect-body", "sni", "verify"}
+    ),
+    CheckType.TCP: frozenset({"send", "expect"}),
+    CheckType.ICMP: frozenset(),
+}
+_HEALTHCHECK_KEYS = frozenset(
+    {
+        "type",
+        "port",
+        "params",
+        "interval",
+        "fast-interval",
+        "down-interval",
+        "timeout",
+        "rise",
+        "fall",
+        "source-ipv4",
+        "source-ipv6",
+        "slow-start",
+    }
+)
+_FRONTEND_KEYS = frozenset(
+    {"description", "address", "protocol", "port", "src-ip-sticky", "flush-on-down", "pools"}
+)
+_LB_KEYS = frozenset(
+    {
+        "ipv4-src-address",
+        "ipv6-src-address",
+        "sync-interval",
+        "startup-min-delay",
+        "startup-max-delay",
+    }
+)
+
+T = TypeVar("T")
+
+
+class _Invalid(Exception):
+    """A value that did not parse; the reader records it and moves on."""
+
+
+class _Reader:
+    """Walks the node tree, converting values and collecting issues."""
+
+    def __init__(self) -> None:
+        self.issues: list[ConfigIssue] = []
+
+    def error(self, path: str, node: yaml.Node | None, message: str) -> None:
+        line = node.start_mark.line + 1 if node is not None else None
+        self.issues.append(ConfigIssue(path, message, line))
+
+    # -- node shapes ---------------------------------------------------------------------------
+
+    def mapping(
+        self, node: yaml.Node, path: str, allowed: frozenset[str] | None = None
+    ) -> dict[str, tuple[yaml.Node, yaml.Node]] | None:
+        """A mapping's entries as key → (key node, value node); None (and an issue) if not one."""
+        if isinstance(node, yaml.ScalarNode) and node.tag.endswith(":null"):
+            return {}
+        if not isinstance(node, yaml.MappingNode):
+            self.error(path, node, f"must be a mapping, not {_kind(node)}")
+            return None
+        out: dict[str, tuple[yaml.Node, yaml.Node]] = {}
+        for knode, vnode in node.value:
+            if not isinstance(knode, yaml.ScalarNode):
+                self.error(path, knode, "keys must be plain names")
+                continue
+            key = str(knode.value)
+            if key in out:
+                self.error(_join(path, key), knode, "duplicate key")
+                continue
+            if allowed is not None and key not in allowed:
+                choices = ", ".join(sorted(allowed)) or "none"
+                self.error(_join(path, key), knode, f"unknown key (allowed: {choices})")
+                continue
+            out[key] = (knode, vnode)
+        return out
+
+    def scalar(self, node: yaml.Node, path: str) -> Any:
+        if not isinstance(node, yaml.ScalarNode):
+            self.error(path, node, f"must be a single value, not {_kind(node)}")
+            raise _Invalid
+        return _constructor.construct_object(node)
+
+    def value(self, node: yaml.Node, path: str, convert: Callable[[Any], T]) -> T:
+        raw = self.scalar(node, path)
+        try:
+            return convert(raw)
+        except (ValueError, TypeError, re.error) as exc:
+            self.error(path, node, str(exc))
+            raise _Invalid from None
+
+    def get(
+        self,
+        entries: dict[str, tuple[yaml.Node, yaml.Node]],
+        key: str,
+        path: str,
+        convert: Callable[[Any], T],
+        default: T,
+    ) -> T:
+        """The converted value of `key`, or `default` when absent or invalid (issue recorded)."""
+        if key not in entries:
+            return default
+        try:
+            return self.value(entries[key][1], _join(path, key), convert)
+        except _Invalid:
+            return default
+
+
+def _join(path: str, key: str) -> str:
+    return f"{path}.{key}" if path else key
+
+
+def _kind(node: yaml.Node) -> str:
+    if isinstance(node, yaml.MappingNode):
+        return "a mapping"
+    if isinstance(node, yaml.SequenceNode):
+        return "a list"
+    return f"the value {node.value!r}"
+
+
+# -- value converters: raise ValueError with a message that says what was wrong -------------------
+
+
+def as_int(lo: int, hi: int) -> Callable[[Any], int]:
+    def conv(v: Any) -> int:
+        if isinstance(v, bool) or not isinstance(v, int):
+            raise ValueError(f"{v!r} is not a whole number")
+        if not lo <= v <= hi:
+            raise ValueError(f"{v} is out of range {lo}-{hi}")
+        return v
+
+    return conv
+
+
+def as_choice(enum: type[T]) -> Callable[[Any], T]:
+    def conv(v: Any) -> T:
+        try:
+            return enum(v)  # type: ignore[call-arg]
+        except ValueError:
+            choices = ", ".join(e.value for e in enum)  # type: ignore[attr-defined]
+            raise ValueError(f"{v!r} is not one of {choices}") from None
+
+    return conv
+
+
+def as_any_int(v: Any) -> int:
+    if isinstance(v, bool) or not isinstance(v, int):
+        raise ValueError(f"{v!r} is not a whole number")
+    return v
+
+
+def as_str(v: Any) -> str:
+    if not isinstance(v, str):
+        raise ValueError(f"{v!r} must be text")
+    return v
+
+
+def as_bool(v: Any) -> bool:
+    if not isinstance(v, bool):
+        raise ValueError(f"{v!r} must be true or false")
+    return v
+
+
+def as_duration(v: Any) -> float:
+    if isinstance(v, int) and not isinstance(v, bool) and v == 0:
+        return 0.0
+    if not isinstance(v, str):
+        raise ValueError(f"{v!r} is not a duration (use e.g. 500ms, 2s, 1m)")
+    return parse_duration(v)
+
+
+def as_positive_duration(v: Any) -> float:
+    d = as_duration(v)
+    if d <= 0:
+        raise ValueError("must be longer than 0")
+    return d
+
+
+def as_address(v: Any) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+    try:
+        return ipaddress.ip_address(str(v))
+    except ValueError:
+        raise ValueError(f"{v!r} is not an IPv4 or IPv6 address") from None
+
+
+def as_prefix(v: Any) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
+    text = str(v)
+    try:
+        return ipaddress.ip_network(text, strict=True)
+    except ValueError as exc:
+        if "host bits set" in str(exc):
+            raise ValueError(f"{text!r} has host bits set beyond its prefix length") from None
+        raise ValueError(f"{text!r} is not an address or address/prefix-length") from None
+
+
+def as_name(v: Any) -> str:
+    if not isinstance(v, str) or not NAME_RE.match(v):
+        raise ValueError(f"{v!r} is not a valid name ({NAME_RULE})")
+    return v
+
+
+def as_regex(v: Any) -> str:
+    text = as_str(v)
+    try:
+        re.compile(text)
+    except re.error as exc:
+        raise ValueError(f"regular expression {text!r} does not compile: {exc}") from None
+    return text
+
+
+def as_status_range(v: Any) -> tuple[int, int]:
+    """`200` or `"200-299"` → an inclusive range of HTTP statuses."""
+    if isinstance(v, int) and not isinstance(v, bool):
+        lo = hi = v
+    elif isinstance(v, str) and re.fullmatch(r"\s*\d{3}\s*-\s*\d{3}\s*", v):
+        lo, hi = (int(x) for x in v.split("-"))
+    else:
+        raise ValueError(f"{v!r} is not an HTTP status or range like 200-299")
+    if not (100 <= lo <= hi <= 599):
+        raise ValueError(f"{v!r} is not a status range within 100-599")
+    return (lo, hi)
+
+
+# -- sections ---------------------------------------------------------------------------------
+
+
+def load_config(text: str | bytes) -> Config:
+    """Parse and structurally validate maglev.yaml; raises StructureError with every issue."""
+    if isinstance(text, bytes):
+        try:
+            text = text.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            issue = ConfigIssue("", f"the file is not UTF-8 text (byte {exc.start})")
+            raise StructureError([issue]) from None
+    try:
+        root = yaml.compose(text, Loader=_Loader)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else None
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise StructureError([ConfigIssue("", f"YAML does not parse: {problem}", line)]) from None
+    r = _Reader()
+    if root is None:
+        raise StructureError([ConfigIssue("", "the file is empty; it needs a top-level 'maglev:'")])
+    top = r.mapping(root, "", frozenset({"maglev"}))
+    if top is not None and "maglev" not in top:
+        r.error("maglev", root, "missing the top-level 'maglev:' key")
+    config = Config()
+    if top and "maglev" in top:
+        config = _read_maglev(r, top["maglev"][1])
+    if r.issues:
+        raise StructureError(sorted(r.issues, key=lambda i: i.line or 0))
+    return config
+
+
+def _read_maglev(r: _Reader, node: yaml.Node) -> Config:
+    path = "maglev"
+    allowed = frozenset({"healthchecker", "vpp", "healthchecks", "backends", "frontends"})
+    m = r.mapping(node, path, allowed) or {}
+    history, netns = 5, None
+    if "healthchecker" in m:
+        hpath = "maglev.healthchecker"
+        hc = r.mapping(m["healthchecker"][1], hpath, frozenset({"transition-history", "netns"}))
+        if hc is not None:
+            history = r.get(hc, "transition-history", hpath, as_int(1, 1000), 5)
+            netns = r.get(hc, "netns", hpath, as_name, None)
+    lb = LbConf()
+    if "vpp" in m:
+        vpp = r.mapping(m["vpp"][1], "maglev.vpp", frozenset({"lb"}))
+        if vpp and "lb" in vpp:
+            lb = _read_lb(r, vpp["lb"][1], "maglev.vpp.lb")
+    healthchecks = _read_named(r, m, "healthchecks", _read_healthcheck)
+    backends = _read_named(r, m, "backends", _read_backend)
+    frontends = _read_named(r, m, "frontends", _read_frontend)
+    return Config(
+        transition_history=history,
+        netns=netns,
+        lb=lb,
+        healthchecks=healthchecks,
+        backends=backends,
+        frontends=frontends,
+    )
+
+
+def _read_named(
+    r: _Reader,
+    m: dict[str, tuple[yaml.Node, yaml.Node]],
+    section: str,
+    read: Callable[[_Reader, str, yaml.Node, str], T],
+) -> dict[str, T]:
+    out: dict[str, T] = {}
+    if section not in m:
+        return out
+    path = f"maglev.{section}"
+    entries = r.mapping(m[section][1], path) or {}
+    for name, (knode, vnode) in entries.items():
+        if not NAME_RE.match(name):
+            r.error(_join(path, name), knode, f"{name!r} is not a valid name ({NAME_RULE})")
+            continue
+        try:
+            out[name] = read(r, name, vnode, _join(path, name))
+        except _Invalid:
+            continue
+    return out
+
+
+def _read_lb(r: _Reader, node: yaml.Node, path: str) -> LbConf:
+    m = r.mapping(node, path, _LB_KEYS) or {}
+    d = LbConf()
+    return LbConf(
+        ipv4_src_address=r.get(m, "ipv4-src-address", path, as_address, None),  # type: ignore[arg-type]
+        ipv6_src_address=r.get(m, "ipv6-src-address", path, as_address, None),  # type: ignore[arg-type]
+        sync_interval=r.get(m, "sync-interval", path, as_positive_duration, d.sync_interval),
+        startup_min_delay=r.get(m, "startup-min-delay", path, as_duration, d.startup_min_delay),
+        startup_max_delay=r.get(m, "startup-max-delay", path, as_duration, d.startup_max_delay),
+    )
+
+
+def _read_healthcheck(r: _Reader, name: str, node: yaml.Node, path: str) -> HealthcheckSpec:
+    m = r.mapping(node, path, _HEALTHCHECK_KEYS)
+    if m is None:
+        raise _Invalid
+    if "type" not in m:
+        r.error(_join(path, "type"), node, "missing; one of http, https, tcp, icmp")
+        raise _Invalid
+    ctype = r.value(m["type"][1], _join(path, "type"), as_choice(CheckType))
+    d = HealthcheckSpec(name=name, type=ctype)
+    port = r.get(m, "port", path, as_int(1, 65535), None)
+    if ctype is CheckType.TCP and "port" not in m:
+        r.error(_join(path, "port"), node, "missing; a tcp healthcheck needs a port")
+    if ctype is CheckType.ICMP and "port" in m:
+        r.error(_join(path, "port"), m["port"][0], "an icmp healthcheck has no port")
+    params = _read_params(r, ctype, m, path)
+    return HealthcheckSpec(
+        name=name,
+        type=ctype,
+        port=port,
+        interval=r.get(m, "interval", path, as_positive_duration, d.interval),
+        fast_interval=r.get(m, "fast-interval", path, as_positive_duration, None),
+        down_interval=r.get(m, "down-interval", path, as_positive_duration, None),
+        timeout=r.get(m, "timeout", path, as_positive_duration, d.timeout),
+        rise=r.get(m, "rise", path, as_int(1, 1000), d.rise),
+        fall=r.get(m, "fall", path, as_int(1, 1000), d.fall),
+        source_ipv4=r.get(m, "source-ipv4", path, as_address, None),  # type: ignore[arg-type]
+        source_ipv6=r.get(m, "source-ipv6", path, as_address, None),  # type: ignore[arg-type]
+        slow_start=r.get(m, "slow-start", path, as_duration, 0.0),
+        **params,
+    )
+
+
+def _read_params(
+    r: _Reader, ctype: CheckType, m: dict[str, tuple[yaml.Node, yaml.Node]], path: str
+) -> dict[str, Any]:
+    if "params" not in m:
+        return {}
+    ppath = _join(path, "params")
+    p = r.mapping(m["params"][1], ppath, _PARAMS[ctype]) or {}
+    out: dict[str, Any] = {}
+    if ctype in (CheckType.HTTP, CheckType.HTTPS):
+        out["method"] = r.get(p, "method", ppath, _as_method, DEFAULT_HTTP_METHOD)
+        out["path"] = r.get(p, "path", ppath, _as_http_path, DEFAULT_HTTP_PATH)
+        out["host"] = r.get(p, "host", ppath, as_str, None)
+        out["expect_body"] = r.get(p, "expect-body", ppath, as_regex, None)
+        if "expect-status" in p:
+            out["expect_status"] = _read_statuses(r, p["expect-status"][1], ppath)
+    if ctype is CheckType.HTTPS:
+        out["sni"] = r.get(p, "sni", ppath, as_str, None)
+        out["verify"] = r.get(p, "verify", ppath, as_bool, True)
+    if ctype is CheckType.TCP:
+        out["send"] = r.get(p, "send", ppath, as_str, None)
+        out["expect"] = r.get(p, "expect", ppath, as_str, None)
+    return out
+
+
+def _as_method(v: Any) -> str:
+    text = as_str(v).upper()
+    if text not in HTTP_METHODS:
+        raise ValueError(f"{v!r} is not one of {', '.join(sorted(HTTP_METHODS))}")
+    return text
+
+
+def _as_http_path(v: Any) -> str:
+    text = as_str(v)
+    if not text.startswith("/") or any(c.isspace() for c in text):
+        raise ValueError(f"{v!r} must start with '/' and contain no spaces")
+    return text
+
+
+def _read_statuses(r: _Reader, node: yaml.Node, ppath: str) -> tuple[tuple[int, int], ...]:
+    path = _join(ppath, "expect-status")
+    items = node.value if isinstance(node, yaml.SequenceNode) else [node]
+    out = []
+    for i, item in enumerate(items):
+        ipath = f"{path}[{i}]" if isinstance(node, yaml.SequenceNode) else path
+        try:
+            out.append(r.value(item, ipath, as_status_range))
+        except _Invalid:
+            continue
+    if not out and not r.issues:
+        r.error(path, node, "needs at least one status")
+    return tuple(out) or DEFAULT_EXPECT_STATUS
+
+
+def _read_backend(r: _Reader, name: str, node: yaml.Node, path: str) -> BackendSpec:
+    m = r.mapping(node, path, frozenset({"address", "healthcheck"}))
+    if m is None:
+        raise _Invalid
+    for key in ("address", "healthcheck"):
+        if key not in m:
+            r.error(_join(path, key), node, "missing")
+    if "address" not in m or "healthcheck" not in m:
+        raise _Invalid
+    address = r.get(m, "address", path, as_address, None)
+    healthcheck = r.get(m, "healthcheck", path, as_name, None)
+    if address is None or healthcheck is None:
+        raise _Invalid
+    return BackendSpec(name=name, address=address, healthcheck=healthcheck)
+
+
+def _read_frontend(r: _Reader, name: str, node: yaml.Node, path: str) -> FrontendSpec:
+    m = r.mapping(node, path, _FRONTEND_KEYS)
+    if m is None:
+        raise _Invalid
+    if "address" not in m:
+        r.error(_join(path, "address"), node, "missing")
+        raise _Invalid
+    address = r.get(m, "address", path, as_prefix, None)
+    pools: list[PoolSpec] = []
+    if "pools" in m:
+        pools = _read_pools(r, m["pools"][1], _join(path, "pools"))
+    spec = FrontendSpec(
+        name=name,
+        address=address,  # type: ignore[arg-type]
+        protocol=r.get(m, "protocol", path, as_choice(Protocol), Protocol.ANY),
+        port=r.get(m, "port", path, as_int(0, 65535), 0),
+        description=r.get(m, "description", path, as_str, ""),
+        src_ip_sticky=r.get(m, "src-ip-sticky", path, as_bool, False),
+        flush_on_down=r.get(m, "flush-on-down", path, as_bool, True),
+        pools=tuple(pools),
+    )
+    if address is None:
+        raise _Invalid
+    return spec
+
+
+def _read_pools(r: _Reader, node: yaml.Node, path: str) -> list[PoolSpec]:
+    if not isinstance(node, yaml.SequenceNode):
+        r.error(path, node, f"must be a list of pools, not {_kind(node)}")
+        return []
+    pools = []
+    for i, pnode in enumerate(node.value):
+        ppath = f"{path}[{i}]"
+        pm = r.mapping(pnode, ppath, frozenset({"name", "backends"}))
+        if pm is None:
+            continue
+        if "name" not in pm:
+            r.error(_join(ppath, "name"), pnode, "missing")
+            continue
+        try:
+            pname = r.value(pm["name"][1], _join(ppath, "name"), as_name)
+        except _Invalid:
+            continue
+        members: list[tuple[str, int]] = []
+        bpath = _join(ppath, "backends")
+        entries = r.mapping(pm["backends"][1], bpath) if "backends" in pm else {}
+        for bname, (_knode, bnode) in (entries or {}).items():
+            mpath = _join(bpath, bname)
+            bm = r.mapping(bnode, mpath, frozenset({"weight"}))
+            if bm is None:
+                continue
+            weight = r.get(bm, "weight", mpath, as_any_int, DEFAULT_WEIGHT)
+            members.append((bname, weight))
+        pools.append(PoolSpec(name=pname, backends=tuple(members)))
+    return pools
+
+
+def node_lines(text: str) -> dict[str, int]:
+    """Key path → 1-based line for every mapping key in the file (semantic errors use it)."""
+    try:
+        root = yaml.compose(text, Loader=_Loader)
+    except yaml.YAMLError:
+        return {}
+    lines: dict[str, int] = {}
+
+    def walk(node: yaml.Node, path: str) -> None:
+        if isinstance(node, yaml.MappingNode):
+            for k, v in node.value:
+                if isinstance(k, yaml.ScalarNode):
+                    p = _join(path, str(k.value))
+                    lines.setdefault(p, k.start_mark.line + 1)
+                    walk(v, p)
+        elif isinstance(node, yaml.SequenceNode):
+            for i, v in enumerate(node.value):
+                p = f"{path}[{i}]"
+                lines.setdefault(p, v.start_mark.line + 1)
+                walk(v, p)
+
+    if root is not None:
+        walk(root, "")
+    return lines

@@ -1,0 +1,307 @@
+"""The database: each deployment's config (as maglev.yaml holds it), its runtime state and audit.
+
+Config models mirror `health.config.spec`; `health.config_db` converts between the two. Runtime
+state (BackendState, Transition) and operator intent live beside the config so that a restart
+keeps them. Durations are stored as float seconds.
+"""
+
+from __future__ import annotations
+
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+from django.db.models import Q
+
+from .checker.states import State
+from .config.spec import (
+    DEFAULT_FALL,
+    DEFAULT_INTERVAL,
+    DEFAULT_RISE,
+    DEFAULT_STARTUP_MAX_DELAY,
+    DEFAULT_STARTUP_MIN_DELAY,
+    DEFAULT_SYNC_INTERVAL,
+    DEFAULT_TIMEOUT,
+    DEFAULT_TRANSITION_HISTORY,
+    DEFAULT_WEIGHT,
+    CheckType,
+    Protocol,
+)
+
+NAME_HELP = "1-64 letters, digits, '.', '_' or '-', starting with a letter or digit."
+
+
+class Deployment(models.Model):
+    """One VPP load-balancer host: its sockets, lb global settings and probe namespace."""
+
+    name = models.CharField(max_length=64, unique=True, help_text=NAME_HELP)
+    vpp_api_socket = models.CharField(max_length=255, blank=True, default="/run/vpp/api.sock")
+    vpp_stats_socket = models.CharField(max_length=255, blank=True, default="/run/vpp/stats.sock")
+    ipv4_src_address = models.GenericIPAddressField(protocol="IPv4", null=True, blank=True)
+    ipv6_src_address = models.GenericIPAddressField(protocol="IPv6", null=True, blank=True)
+    sync_interval = models.FloatField(
+        default=DEFAULT_SYNC_INTERVAL, validators=[MinValueValidator(0.001)], help_text="seconds"
+    )
+    startup_min_delay = models.FloatField(
+        default=DEFAULT_STARTUP_MIN_DELAY, validators=[MinValueValidator(0)], help_text="seconds"
+    )
+    startup_max_delay = models.FloatField(
+        default=DEFAULT_STARTUP_MAX_DELAY, validators=[MinValueValidator(0)], help_text="seconds"
+    )
+    probe_netns = models.CharField(
+        max_length=64, blank=True, help_text="Network namespace probes run in; empty: the host's."
+    )
+    transition_history = models.PositiveIntegerField(
+        default=DEFAULT_TRANSITION_HISTORY, validators=[MinValueValidator(1)]
+    )
+    config_file = models.CharField(
+        max_length=255,
+        blank=True,
+        help_text="When set, this file owns the config and admin edits of config are refused.",
+    )
+    config_imported_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(startup_min_delay__lte=models.F("startup_max_delay")),
+                name="deployment_startup_delays_ordered",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Healthcheck(models.Model):
+    """How to probe: type, port, timing and success criteria; shared by many backends."""
+
+    deployment = models.ForeignKey(
+        Deployment, on_delete=models.CASCADE, related_name="healthchecks"
+    )
+    name = models.CharField(max_length=64, help_text=NAME_HELP)
+    type = models.CharField(max_length=8, choices=[(t.value, t.value) for t in CheckType])
+    port = models.PositiveIntegerField(
+        null=True, blank=True, validators=[MinValueValidator(1), MaxValueValidator(65535)]
+    )
+    interval = models.FloatField(default=DEFAULT_INTERVAL, validators=[MinValueValidator(0.001)])
+    fast_interval = models.FloatField(
+        null=True, blank=True, validators=[MinValueValidator(0.001)], help_text="empty: interval"
+    )
+    down_interval = models.FloatField(
+        null=True, blank=True, validators=[MinValueValidator(0.001)], help_text="empty: interval"
+    )
+    timeout = models.FloatField(default=DEFAULT_TIMEOUT, validators=[MinValueValidator(0.001)])
+    rise = models.PositiveIntegerField(default=DEFAULT_RISE, validators=[MinValueValidator(1)])
+    fall = models.PositiveIntegerField(default=DEFAULT_FALL, validators=[MinValueValidator(1)])
+    source_ipv4 = models.GenericIPAddressField(protocol="IPv4", null=True, blank=True)
+    source_ipv6 = models.GenericIPAddressField(protocol="IPv6", null=True, blank=True)
+    slow_start = models.FloatField(default=0, validators=[MinValueValidator(0)])
+    method = models.CharField(max_length=8, default="GET")
+    path = models.CharField(max_length=1024, default="/")
+    host = models.CharField(max_length=255, blank=True)
+    expect_status = models.CharField(
+        max_length=255, default="200-399", help_text="Comma-separated statuses or ranges."
+    )
+    expect_body = models.CharField(max_length=1024, blank=True, help_text="Regular expression.")
+    sni = models.CharField(max_length=255, blank=True)
+    verify = models.BooleanField(default=True)
+    send = models.CharField(max_length=1024, blank=True)
+    expect = models.CharField(max_length=1024, blank=True)
+
+    class Meta:
+        ordering = ["deployment", "name"]
+        constraints = [
+            models.UniqueConstraint(fields=["deployment", "name"], name="healthcheck_unique_name"),
+            models.CheckConstraint(
+                condition=Q(rise__gte=1, fall__gte=1), name="healthcheck_rise_fall"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Backend(models.Model):
+    """A named IP address, probed once per deployment with one healthcheck."""
+
+    deployment = models.ForeignKey(Deployment, on_delete=models.CASCADE, related_name="backends")
+    name = models.CharField(max_length=64, help_text=NAME_HELP)
+    address = models.GenericIPAddressField()
+    healthcheck = models.ForeignKey(Healthcheck, on_delete=models.PROTECT, related_name="backends")
+
+    class Meta:
+        ordering = ["deployment", "name"]
+        constraints = [
+            models.UniqueConstraint(fields=["deployment", "name"], name="backend_unique_name"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Frontend(models.Model):
+    """One VIP: prefix, protocol, port (0 = all) and an ordered list of pools."""
+
+    deployment = models.ForeignKey(Deployment, on_delete=models.CASCADE, related_name="frontends")
+    name = models.CharField(max_length=64, help_text=NAME_HELP)
+    description = models.CharField(max_length=255, blank=True)
+    address = models.GenericIPAddressField()
+    prefix_length = models.PositiveSmallIntegerField(
+        blank=True, validators=[MaxValueValidator(128)], help_text="empty: a host (/32, /128)"
+    )
+    protocol = models.CharField(
+        max_length=4, choices=[(p.value, p.value) for p in Protocol], default=Protocol.ANY.value
+    )
+    port = models.PositiveIntegerField(default=0, validators=[MaxValueValidator(65535)])
+    src_ip_sticky = models.BooleanField(default=False)
+    flush_on_down = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ["deployment", "name"]
+        constraints = [
+            models.UniqueConstraint(fields=["deployment", "name"], name="frontend_unique_name"),
+            models.UniqueConstraint(
+                fields=["deployment", "address", "prefix_length", "protocol", "port"],
+                name="frontend_unique_vip",
+            ),
+            models.CheckConstraint(condition=Q(port__lte=65535), name="frontend_port_range"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def save(self, *args: object, **kwargs: object) -> None:
+        if self.prefix_length is None:
+            self.prefix_length = 128 if ":" in str(self.address) else 32
+        super().save(*args, **kwargs)
+
+
+class Pool(models.Model):
+    """A frontend's pool; the first pool with a usable backend carries the traffic."""
+
+    frontend = models.ForeignKey(Frontend, on_delete=models.CASCADE, related_name="pools")
+    name = models.CharField(max_length=64, help_text=NAME_HELP)
+    position = models.PositiveIntegerField(default=0, help_text="Order among the frontend's pools.")
+
+    class Meta:
+        ordering = ["frontend", "position"]
+        constraints = [
+            models.UniqueConstraint(fields=["frontend", "name"], name="pool_unique_name"),
+            models.UniqueConstraint(fields=["frontend", "position"], name="pool_unique_position"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.frontend.name}/{self.name}"
+
+
+class PoolMember(models.Model):
+    """A backend in a pool with its configured weight, and an operator's override if any."""
+
+    pool = models.ForeignKey(Pool, on_delete=models.CASCADE, related_name="members")
+    backend = models.ForeignKey(Backend, on_delete=models.PROTECT, related_name="memberships")
+    position = models.PositiveIntegerField(default=0)
+    weight = models.PositiveSmallIntegerField(
+        default=DEFAULT_WEIGHT, validators=[MinValueValidator(0), MaxValueValidator(100)]
+    )
+    # Runtime intent (SetFrontendPoolBackendWeight): survives restarts and imports.
+    weight_override = models.PositiveSmallIntegerField(
+        null=True, blank=True, validators=[MinValueValidator(0), MaxValueValidator(100)]
+    )
+
+    class Meta:
+        ordering = ["pool", "position", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["pool", "backend"], name="poolmember_unique_backend"),
+            models.CheckConstraint(condition=Q(weight__lte=100), name="poolmember_weight_range"),
+            models.CheckConstraint(
+                condition=Q(weight_override__isnull=True) | Q(weight_override__lte=100),
+                name="poolmember_override_range",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.pool}/{self.backend.name}"
+
+    @property
+    def current_weight(self) -> int:
+        return self.weight if self.weight_override is None else self.weight_override
+
+
+class BackendState(models.Model):
+    """A backend's runtime state and operator intent, persisted so restarts keep it."""
+
+    backend = models.OneToOneField(Backend, on_delete=models.CASCADE, related_name="state")
+    state = models.CharField(
+        max_length=10, choices=[(s.value, s.value) for s in State], default=State.UNKNOWN.value
+    )
+    counter = models.PositiveIntegerField(default=0)
+    paused = models.BooleanField(default=False)
+    disabled = models.BooleanField(default=False)
+    since = models.DateTimeField(null=True, blank=True, help_text="time of the last transition")
+    last_probe_at = models.DateTimeField(null=True, blank=True)
+    last_ok = models.BooleanField(null=True)
+    last_code = models.CharField(max_length=32, blank=True)
+    last_detail = models.CharField(max_length=255, blank=True)
+    last_latency = models.FloatField(null=True, blank=True, help_text="seconds")
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=~Q(paused=True, disabled=True),
+                name="backendstate_not_paused_and_disabled",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.backend.name}: {self.state}"
+
+
+class Transition(models.Model):
+    """One backend state change: from, to, when and why (a probe code or an operator action)."""
+
+    backend = models.ForeignKey(Backend, on_delete=models.CASCADE, related_name="transitions")
+    from_state = models.CharField(max_length=10)
+    to_state = models.CharField(max_length=10)
+    at = models.DateTimeField(db_index=True)
+    reason = models.CharField(max_length=255)
+
+    class Meta:
+        ordering = ["-at", "-id"]
+        indexes = [models.Index(fields=["backend", "-at"], name="transition_backend_at")]
+
+    def __str__(self) -> str:
+        return f"{self.backend.name}: {self.from_state} → {self.to_state} ({self.reason})"
+
+
+class Door(models.TextChoices):
+    """Which way an operator action came in."""
+
+    ADMIN = "admin"
+    GRPC = "grpc"
+    CLI = "cli"
+    COMMAND = "command"
+    TASK = "task"
+    SIGNAL = "signal"
+
+
+class AuditEntry(models.Model):
+    """One operator action: who, what, on what, when, through which door, and how it ended."""
+
+    at = models.DateTimeField(auto_now_add=True, db_index=True)
+    deployment = models.ForeignKey(
+        Deployment, on_delete=models.SET_NULL, null=True, blank=True, related_name="audit"
+    )
+    actor = models.CharField(max_length=150)
+    door = models.CharField(max_length=10, choices=Door.choices)
+    action = models.CharField(max_length=64)
+    target = models.CharField(max_length=255, blank=True)
+    detail = models.JSONField(default=dict, blank=True)
+    ok = models.BooleanField(default=True)
+    error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-at", "-id"]
+        verbose_name_plural = "audit entries"
+
+    def __str__(self) -> str:
+        return f"{self.at:%Y-%m-%d %H:%M:%S} {self.actor} {self.action} {self.target}"

@@ -1,0 +1,271 @@
+"""The service layer: the only code that changes config, intent or state.
+
+Admin, gRPC, the CLI, management commands and Celery tasks all call these functions, so every
+door validates the same way, is audited the same way (who, what, through which door, and how it
+ended) and emits the same change to the runtime (`hooks.emit`). Each function either does all
+of its work or raises a ServiceError / ConfigError and changes nothing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from . import hooks
+from .checker.states import State
+from .config import ConfigError, ConfigIssue, StructureError, dump_config, parse_config
+from .config.spec import Config
+from .config_db import ImportSummary, config_from_db, import_config
+from .errors import FailedPrecondition, InvalidArgument, NotFound, ServiceError
+from .models import AuditEntry, Backend, BackendState, Deployment, Door, PoolMember, Transition
+
+log = logging.getLogger("maglev.service")
+
+INTENT_ACTIONS: tuple[str, ...] = ("pause", "resume", "enable", "disable")
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who asks, and through which door: recorded in the audit log and in transition reasons."""
+
+    name: str
+    door: str = Door.COMMAND
+
+    def __str__(self) -> str:
+        return f"{self.name} via {self.door}"
+
+
+SYSTEM = Actor("maglevd", Door.COMMAND)
+
+
+@contextlib.contextmanager
+def _audit(
+    actor: Actor, action: str, target: str, deployment: Deployment | None, **detail: Any
+) -> Iterator[dict[str, Any]]:
+    """Record the action whether it succeeds or not; the body may add to `detail`."""
+    try:
+        yield detail
+    except (ServiceError, ConfigError) as exc:
+        AuditEntry.objects.create(
+            deployment=deployment,
+            actor=actor.name,
+            door=actor.door,
+            action=action,
+            target=target,
+            detail=detail,
+            ok=False,
+            error=str(exc),
+        )
+        raise
+    AuditEntry.objects.create(
+        deployment=deployment,
+        actor=actor.name,
+        door=actor.door,
+        action=action,
+        target=target,
+        detail=detail,
+    )
+
+
+def get_deployment(name: str) -> Deployment:
+    try:
+        return Deployment.objects.get(name=name)
+    except Deployment.DoesNotExist:
+        raise NotFound(f"deployment {name!r} does not exist") from None
+
+
+def _backend(dep: Deployment, name: str) -> Backend:
+    if not name:
+        raise InvalidArgument("backend name is empty")
+    try:
+        return dep.backends.select_related("state").get(name=name)
+    except Backend.DoesNotExist:
+        raise NotFound(f"backend {name!r} does not exist") from None
+
+
+# -- config ------------------------------------------------------------------------------------
+
+
+def check_config_text(text: str | bytes) -> Config:
+    """Validate maglev.yaml text; raises ConfigError listing every problem."""
+    return parse_config(text)
+
+
+def read_config_file(path: str | Path) -> bytes:
+    try:
+        return Path(path).read_bytes()
+    except OSError as exc:
+        raise StructureError([ConfigIssue("", f"cannot read {path}: {exc.strerror}")]) from None
+
+
+def import_config_text(
+    text: str | bytes,
+    deployment: str,
+    actor: Actor,
+    *,
+    config_file: str | None = None,
+    action: str = "config-import",
+) -> ImportSummary:
+    """Validate and import maglev.yaml text declaratively; a bad file changes nothing."""
+    dep = Deployment.objects.filter(name=deployment).first()
+    with _audit(actor, action, config_file or "(text)", dep) as detail:
+        config = parse_config(text)
+        dep, summary = import_config(config, deployment, config_file=config_file)
+        detail["summary"] = summary.as_dict()
+    log.info(
+        "config imported",
+        extra={"deployment": deployment, "summary": str(summary), "by": str(actor)},
+    )
+    hooks.emit(hooks.Change("config", deployment, {"summary": summary.as_dict()}))
+    return summary
+
+
+def reload_config(deployment: str, actor: Actor, path: str | None = None) -> ImportSummary:
+    """Re-read the deployment's config file (or `path`) and import it; a bad file changes
+    nothing."""
+    dep = get_deployment(deployment)
+    source = path or dep.config_file
+    if not source:
+        err = FailedPrecondition(
+            f"deployment {deployment!r} has no config file; admin owns its config"
+        )
+        with _audit(actor, "config-reload", "", dep):
+            raise err
+    text = read_config_file(source)
+    return import_config_text(text, deployment, actor, config_file=source, action="config-reload")
+
+
+def export_config(deployment: str) -> str:
+    """The deployment's config as canonical maglev.yaml text."""
+    return dump_config(config_from_db(get_deployment(deployment)))
+
+
+def config_owner(dep: Deployment) -> str | None:
+    """The file that owns the deployment's config, or None when admin does."""
+    return dep.config_file or None
+
+
+def ensure_admin_owns_config(dep: Deployment) -> None:
+    """Refuse edits of config objects when a file owns the config (SPEC §3)."""
+    if dep.config_file:
+        raise FailedPrecondition(
+            f"the config of deployment {dep.name!r} is owned by {dep.config_file}; "
+            "edit that file and reload instead"
+        )
+
+
+# -- operator intent ---------------------------------------------------------------------------
+
+
+def _next_state(st: BackendState, action: str) -> State | None:
+    """The state `action` leads to, None when it changes nothing; raises when not allowed."""
+    disabled = st.disabled
+    if action in ("pause", "resume") and disabled:
+        raise FailedPrecondition(
+            f"backend {st.backend.name!r} is disabled; enable it before you {action} it"
+        )
+    if action == "pause":
+        return None if st.paused else State.PAUSED
+    if action == "resume":
+        return State.UNKNOWN if st.paused else None
+    if action == "disable":
+        return None if disabled else State.DISABLED
+    if action == "enable":
+        return State.UNKNOWN if disabled else None
+    raise InvalidArgument(f"unknown action {action!r}; use one of {', '.join(INTENT_ACTIONS)}")
+
+
+def set_backend_intent(deployment: str, backend: str, action: str, actor: Actor) -> State:
+    """Pause, resume, enable or disable a backend; returns its state afterwards.
+
+    Repeating an action (pausing a paused backend) changes nothing and is not an error;
+    pause/resume of a disabled backend is (FailedPrecondition).
+    """
+    dep = get_deployment(deployment)
+    with _audit(actor, f"backend-{action}", backend, dep) as detail, transaction.atomic():
+        b = _backend(dep, backend)
+        st = BackendState.objects.select_for_update().get(backend=b)
+        st.backend = b
+        to = _next_state(st, action)
+        detail["from"] = st.state
+        if to is None:
+            detail["changed"] = False
+            return State(st.state)
+        now = timezone.now()
+        Transition.objects.create(
+            backend=b, from_state=st.state, to_state=to.value, at=now, reason=f"{action} by {actor}"
+        )
+        st.paused = to is State.PAUSED
+        st.disabled = to is State.DISABLED
+        st.state = to.value
+        st.since = now
+        st.save()
+        detail["to"] = to.value
+    log.info(
+        "backend-intent",
+        extra={"backend": backend, "action": action, "to": to.value, "by": str(actor)},
+    )
+    hooks.emit(hooks.Change("backend-intent", deployment, {"backend": backend, "action": action}))
+    return to
+
+
+def set_pool_weight(
+    deployment: str,
+    frontend: str,
+    pool: str,
+    backend: str,
+    weight: int,
+    actor: Actor,
+    *,
+    flush: bool = False,
+) -> PoolMember:
+    """An operator's weight (0–100) for a backend in one pool; runtime intent, kept on import."""
+    dep = get_deployment(deployment)
+    target = f"{frontend}/{pool}/{backend}"
+    with _audit(actor, "set-weight", target, dep, weight=weight, flush=flush):
+        for what, value in (("frontend", frontend), ("pool", pool), ("backend", backend)):
+            if not value:
+                raise InvalidArgument(f"{what} name is empty")
+        if isinstance(weight, bool) or not isinstance(weight, int) or not 0 <= weight <= 100:
+            raise InvalidArgument(f"weight {weight!r} is out of range 0-100")
+        try:
+            member = PoolMember.objects.select_related("backend", "pool__frontend").get(
+                pool__frontend__deployment=dep,
+                pool__frontend__name=frontend,
+                pool__name=pool,
+                backend__name=backend,
+            )
+        except PoolMember.DoesNotExist:
+            raise NotFound(_missing_member(dep, frontend, pool, backend)) from None
+        member.weight_override = weight
+        member.save(update_fields=["weight_override"])
+    hooks.emit(
+        hooks.Change(
+            "pool-weight",
+            deployment,
+            {
+                "frontend": frontend,
+                "pool": pool,
+                "backend": backend,
+                "weight": weight,
+                "flush": flush,
+            },
+        )
+    )
+    return member
+
+
+def _missing_member(dep: Deployment, frontend: str, pool: str, backend: str) -> str:
+    f = dep.frontends.filter(name=frontend).first()
+    if f is None:
+        return f"frontend {frontend!r} does not exist"
+    if not f.pools.filter(name=pool).exists():
+        return f"frontend {frontend!r} has no pool {pool!r}"
+    return f"backend {backend!r} is not in pool {pool!r} of frontend {frontend!r}"

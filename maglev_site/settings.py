@@ -1,0 +1,163 @@
+"""Django settings for vpp-maglev.
+
+Layered: the defaults below suit the embedded single-machine run (SQLite in the data directory,
+in-memory channel layer, no Redis); each can be overridden by a MAGLEV_* environment variable or
+DATABASE_URL, which is how the Debian package and production set them (/etc/default/vpp-maglev).
+docs/config.md lists every variable.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+import dj_database_url
+
+from .env import env_bool, env_int, env_list, env_str
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+DATA_DIR = Path(env_str("MAGLEV_DATA_DIR", str(BASE_DIR / "var")))
+DATA_DIR.mkdir(parents=True, exist_ok=True)
+
+
+def _secret_key() -> str:
+    """MAGLEV_SECRET_KEY, else a random key kept in the data directory (never a fixed one)."""
+    if key := os.environ.get("MAGLEV_SECRET_KEY"):
+        return key
+    path = DATA_DIR / "secret_key"
+    if not path.exists():
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(secrets.token_urlsafe(50))
+    return path.read_text().strip()
+
+
+SECRET_KEY = _secret_key()
+DEBUG = env_bool("MAGLEV_DEBUG", False)
+ALLOWED_HOSTS = env_list("MAGLEV_ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"])
+CSRF_TRUSTED_ORIGINS = env_list("MAGLEV_CSRF_TRUSTED_ORIGINS", [])
+
+INSTALLED_APPS = [
+    "daphne",
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "channels",
+    "django_prometheus",
+    "health",
+    "dataplane",
+    "grpcapi",
+    "frontend",
+]
+
+MIDDLEWARE = [
+    "django_prometheus.middleware.PrometheusBeforeMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_prometheus.middleware.PrometheusAfterMiddleware",
+]
+
+ROOT_URLCONF = "maglev_site.urls"
+WSGI_APPLICATION = "maglev_site.wsgi.application"
+ASGI_APPLICATION = "maglev_site.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# SQLite in the data directory unless DATABASE_URL names another database (PostgreSQL).
+DATABASES = {
+    "default": dj_database_url.config(
+        default=f"sqlite:///{DATA_DIR / 'maglev.sqlite3'}", conn_max_age=60
+    )
+}
+if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
+    # Waiting on a lock beats failing when the web side and the runtime write at once.
+    DATABASES["default"].setdefault("OPTIONS", {})["timeout"] = 20
+    DATABASES["default"]["CONN_MAX_AGE"] = 0
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = False
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = DATA_DIR / "static"
+
+# Redis carries the channel layer and Celery in production; empty means in-process (embedded).
+REDIS_URL = env_str("MAGLEV_REDIS_URL", "")
+if REDIS_URL:
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {"hosts": [REDIS_URL], "capacity": 1000, "expiry": 10},
+        }
+    }
+else:
+    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+
+CELERY_BROKER_URL = REDIS_URL or "memory://"
+CELERY_RESULT_BACKEND = REDIS_URL or "cache+memory://"
+CELERY_TASK_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+
+# The programs' own settings, one MAGLEV_* variable each (SPEC §7 names).
+MAGLEV_CONFIG = env_str("MAGLEV_CONFIG", "/etc/vpp-maglev/maglev.yaml")
+MAGLEV_DEPLOYMENT = env_str("MAGLEV_DEPLOYMENT", "default")
+MAGLEV_GRPC_ADDR = env_str("MAGLEV_GRPC_ADDR", "127.0.0.1:9090")
+MAGLEV_GRPC_TOKEN = env_str("MAGLEV_GRPC_TOKEN", "")
+MAGLEV_LISTEN = env_str("MAGLEV_LISTEN", "127.0.0.1:8080")
+MAGLEV_VPP_API_ADDR = env_str("MAGLEV_VPP_API_ADDR", "/run/vpp/api.sock")
+MAGLEV_VPP_STATS_ADDR = env_str("MAGLEV_VPP_STATS_ADDR", "/run/vpp/stats.sock")
+MAGLEV_SERVER = env_str("MAGLEV_SERVER", "127.0.0.1:9090")
+MAGLEV_SERVERS = env_list("MAGLEV_SERVERS", [])
+MAGLEV_TASK_TIMEOUT = env_int("MAGLEV_TASK_TIMEOUT", 10)
+
+LOG_LEVEL = env_str("MAGLEV_LOG_LEVEL", "info").upper()
+LOG_FORMAT = env_str("MAGLEV_LOG_FORMAT", "text")
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {
+        "text": {"()": "maglev_site.logfmt.TextFormatter"},
+        "json": {"()": "maglev_site.logfmt.JsonFormatter"},
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "json" if LOG_FORMAT == "json" else "text",
+        }
+    },
+    "root": {"handlers": ["console"], "level": "WARNING"},
+    "loggers": {
+        "maglev": {"level": LOG_LEVEL, "propagate": True},
+        "django": {"level": "WARNING", "propagate": True},
+    },
+}

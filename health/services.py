@@ -269,3 +269,11 @@ def _missing_member(dep: Deployment, frontend: str, pool: str, backend: str) -> 
     if not f.pools.filter(name=pool).exists():
         return f"frontend {frontend!r} has no pool {pool!r}"
     return f"backend {backend!r} is not in pool {pool!r} of frontend {frontend!r}"
+
+
+def release_config_to_admin(deployment: str, actor: Actor) -> None:
+    """Stop following the config file: admin becomes the editor (export writes the YAML)."""
+    dep = get_deployment(deployment)
+    with _audit(actor, "config-release", dep.config_file, dep):
+        dep.config_file = ""
+        dep.save(update_fields=["config_file"])

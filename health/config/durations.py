@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import re
 
-_UNITS: dict[str, float] = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+# Milliseconds per unit: summing in ms and dividing once keeps `9ms` == 0.009 exactly.
+_UNITS: dict[str, float] = {"ms": 1.0, "s": 1000.0, "m": 60_000.0, "h": 3_600_000.0}
 _PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
 
 
@@ -21,7 +22,7 @@ def parse_duration(text: str) -> float:
         pos = m.end()
     if pos != len(s) or not s:
         raise ValueError(f"{text!r} is not a duration (use e.g. 500ms, 2s, 1m, 1h30m)")
-    return total
+    return total / 1000
 
 
 def format_duration(seconds: float) -> str:

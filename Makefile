@@ -1,0 +1,22 @@
+# vpp-maglev: `make run` runs the embedded daemon; `make test` installs what the tests need
+# and runs them. See README.md.
+PY := .venv/bin/python
+
+.PHONY: run test lint format clean
+
+run:
+	scripts/run
+
+test:
+	scripts/test
+
+lint:
+	.venv/bin/ruff check .
+	.venv/bin/ruff format --check .
+
+format:
+	.venv/bin/ruff check --fix .
+	.venv/bin/ruff format .
+
+clean:
+	rm -rf .venv var .pytest_cache .ruff_cache .hypothesis

@@ -1,0 +1,426 @@
+"""Django admin for the config, the runtime state and the audit log.
+
+Config objects are read-only while a file owns the deployment's config (SPEC §3): the change
+page says which file, and a save is refused. Operator actions (pause, resume, enable, disable,
+reload, export) go through the service layer like every other door.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Any
+
+from django import forms
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse
+from django.utils import timezone
+from django.utils.html import format_html
+
+from . import services
+from .config import ConfigError
+from .config_db import HEALTHCHECK_FIELDS
+from .errors import ServiceError
+from .models import (
+    AuditEntry,
+    Backend,
+    Deployment,
+    Door,
+    Frontend,
+    Healthcheck,
+    Pool,
+    PoolMember,
+    Transition,
+)
+
+STATE_COLORS: dict[str, str] = {
+    "up": "#2e7d32",
+    "down": "#c62828",
+    "unknown": "#757575",
+    "paused": "#ef6c00",
+    "disabled": "#6a1b9a",
+    "removed": "#424242",
+}
+
+
+def actor(request: HttpRequest) -> services.Actor:
+    return services.Actor(request.user.get_username() or "anonymous", Door.ADMIN)
+
+
+def _deployment_of(obj: Any) -> Deployment | None:
+    for path in ("deployment", "frontend.deployment", "pool.frontend.deployment"):
+        cur = obj
+        for attr in path.split("."):
+            cur = getattr(cur, attr, None)
+            if cur is None:
+                break
+        if isinstance(cur, Deployment):
+            return cur
+    return obj if isinstance(obj, Deployment) else None
+
+
+class FileOwnedMixin:
+    """Refuses changes to config objects whose deployment's config a file owns."""
+
+    def _owned(self, obj: Any) -> bool:
+        dep = _deployment_of(obj) if obj is not None else None
+        return bool(dep and dep.config_file)
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return not self._owned(obj) and super().has_change_permission(request, obj)  # type: ignore[misc]
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return not self._owned(obj) and super().has_delete_permission(request, obj)  # type: ignore[misc]
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        if obj is not None and self._owned(obj):
+            return False
+        args = (request, obj) if isinstance(self, admin.options.InlineModelAdmin) else (request,)
+        return super().has_add_permission(*args)  # type: ignore[misc]
+
+    def changeform_view(
+        self,
+        request: HttpRequest,
+        object_id: str | None = None,
+        form_url: str = "",
+        extra_context: Any = None,
+    ) -> HttpResponse:
+        if object_id and request.method == "GET":
+            obj = self.get_object(request, object_id)  # type: ignore[attr-defined]
+            dep = _deployment_of(obj) if obj is not None else None
+            if dep is not None and dep.config_file:
+                messages.warning(
+                    request,
+                    f"The config of deployment {dep.name!r} is owned by {dep.config_file}: "
+                    "edit that file and reload. Admin edits of config objects are refused.",
+                )
+        return super().changeform_view(request, object_id, form_url, extra_context)  # type: ignore[misc]
+
+
+class OwnedDeploymentFormMixin(forms.ModelForm):
+    """Rejects a new or moved object in a deployment whose config a file owns."""
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        dep = data.get("deployment") or _deployment_of(self.instance)
+        if isinstance(dep, Deployment) and dep.config_file:
+            raise forms.ValidationError(
+                f"The config of deployment {dep.name!r} is owned by {dep.config_file}; "
+                "edit that file and reload instead."
+            )
+        return data
+
+
+def colored_state(state: str) -> str:
+    color = STATE_COLORS.get(state, "#000")
+    return format_html('<b style="color:{}">{}</b>', color, state)
+
+
+# -- deployment ---------------------------------------------------------------------------------
+
+
+@admin.register(Deployment)
+class DeploymentAdmin(FileOwnedMixin, admin.ModelAdmin):
+    list_display = ("name", "config_owner", "vpp_api_socket", "probe_netns", "config_imported_at")
+    actions = ("reload_from_file", "export_yaml", "release_to_admin")
+    readonly_fields = ("config_file", "config_imported_at")
+
+    @admin.display(description="config owned by")
+    def config_owner(self, obj: Deployment) -> str:
+        return obj.config_file or "admin"
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        # The deployment row itself stays viewable; its actions work whoever owns the config.
+        return super().has_change_permission(request, obj) if obj else True
+
+    @admin.action(description="Reload config from its file")
+    def reload_from_file(self, request: HttpRequest, queryset: QuerySet[Deployment]) -> None:
+        for dep in queryset:
+            try:
+                summary = services.reload_config(dep.name, actor(request))
+            except ConfigError as exc:
+                messages.error(request, f"{dep.name}: config not loaded, nothing changed: {exc}")
+            except ServiceError as exc:
+                messages.error(request, f"{dep.name}: {exc}")
+            else:
+                messages.success(request, f"{dep.name}: reloaded: {summary}")
+
+    @admin.action(description="Export config as maglev.yaml")
+    def export_yaml(
+        self, request: HttpRequest, queryset: QuerySet[Deployment]
+    ) -> HttpResponse | None:
+        if queryset.count() != 1:
+            messages.error(request, "Select exactly one deployment to export.")
+            return None
+        dep = queryset.get()
+        response = HttpResponse(services.export_config(dep.name), content_type="application/yaml")
+        response["Content-Disposition"] = f'attachment; filename="maglev-{dep.name}.yaml"'
+        return response
+
+    @admin.action(description="Hand config ownership to admin (stop following the file)")
+    def release_to_admin(self, request: HttpRequest, queryset: QuerySet[Deployment]) -> None:
+        for dep in queryset:
+            services.release_config_to_admin(dep.name, actor(request))
+            messages.success(request, f"{dep.name}: admin now owns the config")
+
+
+# -- healthchecks -------------------------------------------------------------------------------
+
+
+class HealthcheckForm(OwnedDeploymentFormMixin):
+    class Meta:
+        model = Healthcheck
+        fields = ("deployment", "name", *HEALTHCHECK_FIELDS)
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        for key, version in (("source_ipv4", 4), ("source_ipv6", 6)):
+            if data.get(key) and ipaddress.ip_address(data[key]).version != version:
+                self.add_error(key, f"must be an IPv{version} address")
+        if data.get("type") == "tcp" and not data.get("port"):
+            self.add_error("port", "a tcp healthcheck needs a port")
+        if data.get("expect_status"):
+            from .config.loader import as_status_range
+
+            try:
+                for part in data["expect_status"].split(","):
+                    as_status_range(part.strip() if "-" in part else int(part))
+            except ValueError as exc:
+                self.add_error("expect_status", str(exc))
+        if data.get("expect_body"):
+            import re
+
+            try:
+                re.compile(data["expect_body"])
+            except re.error as exc:
+                self.add_error("expect_body", f"does not compile: {exc}")
+        return data
+
+
+@admin.register(Healthcheck)
+class HealthcheckAdmin(FileOwnedMixin, admin.ModelAdmin):
+    form = HealthcheckForm
+    list_display = ("name", "deployment", "type", "port", "interval", "timeout", "rise", "fall")
+    list_filter = ("deployment", "type")
+    search_fields = ("name",)
+
+
+# -- backends -----------------------------------------------------------------------------------
+
+
+class BackendForm(OwnedDeploymentFormMixin):
+    class Meta:
+        model = Backend
+        fields = ("deployment", "name", "address", "healthcheck")
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        hc, dep = data.get("healthcheck"), data.get("deployment")
+        if hc and dep and hc.deployment_id != dep.pk:
+            self.add_error("healthcheck", "belongs to another deployment")
+        return data
+
+
+class TransitionInline(admin.TabularInline):
+    model = Transition
+    extra = 0
+    can_delete = False
+    fields = ("at", "from_state", "to_state", "reason")
+    readonly_fields = fields
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(Backend)
+class BackendAdmin(FileOwnedMixin, admin.ModelAdmin):
+    form = BackendForm
+    list_display = ("name", "address", "healthcheck", "state_badge", "last_probe", "since_age")
+    list_filter = ("deployment", "state__state", "healthcheck")
+    search_fields = ("name", "address")
+    list_select_related = ("state", "healthcheck")
+    actions = ("pause", "resume", "enable", "disable")
+    inlines = (TransitionInline,)
+
+    @admin.display(description="state", ordering="state__state")
+    def state_badge(self, obj: Backend) -> str:
+        return colored_state(obj.state.state)
+
+    @admin.display(description="last probe")
+    def last_probe(self, obj: Backend) -> str:
+        st = obj.state
+        if st.last_probe_at is None:
+            return "-"
+        latency = f" {st.last_latency * 1000:.1f} ms" if st.last_latency is not None else ""
+        return f"{st.last_code}{latency}"
+
+    @admin.display(description="in state for")
+    def since_age(self, obj: Backend) -> str:
+        if obj.state.since is None:
+            return "-"
+        return str(timezone.now() - obj.state.since).split(".")[0]
+
+    def _intent(self, request: HttpRequest, queryset: QuerySet[Backend], action: str) -> None:
+        for b in queryset.select_related("deployment"):
+            try:
+                state = services.set_backend_intent(
+                    b.deployment.name, b.name, action, actor(request)
+                )
+            except ServiceError as exc:
+                messages.error(request, f"{b.name}: {exc}")
+            else:
+                messages.success(request, f"{b.name}: {action} → {state}")
+
+    @admin.action(description="Pause probing (drain)")
+    def pause(self, request: HttpRequest, queryset: QuerySet[Backend]) -> None:
+        self._intent(request, queryset, "pause")
+
+    @admin.action(description="Resume probing")
+    def resume(self, request: HttpRequest, queryset: QuerySet[Backend]) -> None:
+        self._intent(request, queryset, "resume")
+
+    @admin.action(description="Enable")
+    def enable(self, request: HttpRequest, queryset: QuerySet[Backend]) -> None:
+        self._intent(request, queryset, "enable")
+
+    @admin.action(description="Disable (flush)")
+    def disable(self, request: HttpRequest, queryset: QuerySet[Backend]) -> None:
+        self._intent(request, queryset, "disable")
+
+
+# -- frontends and pools ------------------------------------------------------------------------
+
+
+class FrontendForm(OwnedDeploymentFormMixin):
+    class Meta:
+        model = Frontend
+        fields = (
+            "deployment",
+            "name",
+            "description",
+            "address",
+            "prefix_length",
+            "protocol",
+            "port",
+            "src_ip_sticky",
+            "flush_on_down",
+        )
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        address, plen = data.get("address"), data.get("prefix_length")
+        if address and plen is not None:
+            try:
+                ipaddress.ip_network(f"{address}/{plen}", strict=True)
+            except ValueError as exc:
+                self.add_error("prefix_length", str(exc))
+        if data.get("port") and data.get("protocol") == "any":
+            self.add_error("protocol", "a port needs protocol tcp or udp; 'any' goes with port 0")
+        return data
+
+
+class PoolInline(FileOwnedMixin, admin.TabularInline):
+    model = Pool
+    extra = 0
+    fields = ("position", "name", "members_summary")
+    readonly_fields = ("members_summary",)
+    show_change_link = True
+    ordering = ("position",)
+
+    @admin.display(description="backends (weight)")
+    def members_summary(self, obj: Pool) -> str:
+        return ", ".join(f"{m.backend.name} ({m.current_weight})" for m in obj.members.all()) or "-"
+
+
+@admin.register(Frontend)
+class FrontendAdmin(FileOwnedMixin, admin.ModelAdmin):
+    form = FrontendForm
+    list_display = (
+        "name",
+        "vip",
+        "protocol",
+        "port",
+        "src_ip_sticky",
+        "flush_on_down",
+        "description",
+    )
+    list_filter = ("deployment", "protocol")
+    search_fields = ("name", "address", "description")
+    inlines = (PoolInline,)
+
+    @admin.display(description="VIP")
+    def vip(self, obj: Frontend) -> str:
+        return f"{obj.address}/{obj.prefix_length}"
+
+
+class PoolMemberForm(forms.ModelForm):
+    class Meta:
+        model = PoolMember
+        fields = ("backend", "position", "weight", "weight_override")
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        backend, pool = data.get("backend"), getattr(self.instance, "pool", None)
+        if backend is None or pool is None or pool.pk is None:
+            return data
+        frontend = pool.frontend
+        if backend.deployment_id != frontend.deployment_id:
+            self.add_error("backend", "belongs to another deployment")
+        family = ipaddress.ip_address(backend.address).version
+        others = PoolMember.objects.filter(pool__frontend=frontend).exclude(pk=self.instance.pk)
+        for m in others.select_related("backend"):
+            if ipaddress.ip_address(m.backend.address).version != family:
+                self.add_error(
+                    "backend",
+                    f"frontend {frontend.name!r} already has IPv"
+                    f"{ipaddress.ip_address(m.backend.address).version} backends; "
+                    "one frontend's backends share one address family",
+                )
+                break
+        return data
+
+
+class PoolMemberInline(FileOwnedMixin, admin.TabularInline):
+    model = PoolMember
+    form = PoolMemberForm
+    extra = 1
+
+    def formfield_for_foreignkey(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
+        if db_field.name == "backend":
+            kwargs["queryset"] = Backend.objects.select_related("deployment")
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+
+@admin.register(Pool)
+class PoolAdmin(FileOwnedMixin, admin.ModelAdmin):
+    list_display = ("__str__", "frontend", "position")
+    list_filter = ("frontend__deployment", "frontend")
+    inlines = (PoolMemberInline,)
+
+
+# -- history and audit --------------------------------------------------------------------------
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(Transition)
+class TransitionAdmin(ReadOnlyAdmin):
+    list_display = ("at", "backend", "from_state", "to_state", "reason")
+    list_filter = ("to_state", "backend__deployment")
+    search_fields = ("backend__name", "reason")
+
+
+@admin.register(AuditEntry)
+class AuditEntryAdmin(ReadOnlyAdmin):
+    list_display = ("at", "actor", "door", "action", "target", "ok", "error")
+    list_filter = ("door", "action", "ok")
+    search_fields = ("actor", "target", "error")

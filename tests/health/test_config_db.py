@@ -1,0 +1,120 @@
+"""Declarative import into the database, export, and what an import keeps."""
+
+from __future__ import annotations
+
+import pytest
+
+from health import services
+from health.config import ConfigError, dump_config, parse_config
+from health.config_db import config_from_db
+from health.models import (
+    AuditEntry,
+    Backend,
+    BackendState,
+    Deployment,
+    Frontend,
+    Healthcheck,
+    Pool,
+    PoolMember,
+)
+from tests.conftest import EXAMPLES
+
+pytestmark = pytest.mark.django_db
+ACTOR = services.Actor("tester", "command")
+
+
+def db_snapshot() -> dict[str, list]:
+    return {
+        "deployments": list(Deployment.objects.values_list("name", "sync_interval")),
+        "healthchecks": list(Healthcheck.objects.values_list("name", "type", "interval")),
+        "backends": list(Backend.objects.values_list("name", "address")),
+        "frontends": list(Frontend.objects.values_list("name", "address", "port")),
+        "pools": list(Pool.objects.values_list("name", "position")),
+        "members": list(PoolMember.objects.values_list("backend__name", "weight")),
+    }
+
+
+def test_import_then_export_round_trips(reference_example):
+    services.import_config_text(reference_example.read_bytes(), "default", ACTOR)
+    exported = services.export_config("default")
+    assert parse_config(exported) == parse_config(reference_example.read_bytes())
+    services.import_config_text(exported, "default", ACTOR)
+    assert services.export_config("default") == exported
+
+
+def test_importing_the_same_file_twice_changes_nothing():
+    text = (EXAMPLES / "maglev.yaml").read_bytes()
+    first = services.import_config_text(text, "default", ACTOR)
+    assert first.created["backend"] == ["web1", "web2", "web3", "dns1", "dns2", "dns3"]
+    second = services.import_config_text(text, "default", ACTOR)
+    assert not second.changed
+
+
+def test_import_is_declarative_and_keeps_runtime_intent():
+    text = (EXAMPLES / "maglev.yaml").read_text()
+    services.import_config_text(text, "default", ACTOR)
+    services.set_backend_intent("default", "web2", "pause", ACTOR)
+    services.set_pool_weight("default", "www", "primary", "web1", 7, ACTOR)
+    smaller = parse_config(text)
+    # Drop web3 (and the standby pool that used it) and change web1's address.
+    frontends = dict(smaller.frontends)
+    www = frontends["www"]
+    frontends["www"] = type(www)(**{**www.__dict__, "pools": www.pools[:1]})
+    backends = {n: b for n, b in smaller.backends.items() if n != "web3"}
+    backends["web1"] = type(backends["web1"])(
+        name="web1", address=parse_config(text).backends["web2"].address, healthcheck="web"
+    )
+    backends["web2"] = type(backends["web2"])(
+        name="web2", address=parse_config(text).backends["web1"].address, healthcheck="web"
+    )
+    new = type(smaller)(**{**smaller.__dict__, "frontends": frontends, "backends": backends})
+    summary = services.import_config_text(dump_config(new), "default", ACTOR)
+    assert summary.deleted == {"backend": ["web3"]}
+    assert set(summary.updated["backend"]) == {"web1", "web2"}
+    assert not Backend.objects.filter(name="web3").exists()
+    assert BackendState.objects.get(backend__name="web2").paused
+    member = PoolMember.objects.get(
+        backend__name="web1", pool__name="primary", pool__frontend__name="www"
+    )
+    assert member.weight_override == 7
+    assert config_from_db(Deployment.objects.get()) == new
+
+
+def test_a_bad_file_changes_nothing():
+    services.import_config_text((EXAMPLES / "maglev.yaml").read_bytes(), "default", ACTOR)
+    before = db_snapshot()
+    bad = (EXAMPLES / "maglev.yaml").read_text().replace("weight: 50", "weight: 101")
+    with pytest.raises(ConfigError) as info:
+        services.import_config_text(bad, "default", ACTOR)
+    assert info.value.exit_code == 2
+    assert db_snapshot() == before
+    failed = AuditEntry.objects.filter(ok=False).get()
+    assert "101 is out of range" in failed.error
+
+
+def test_pools_can_be_reordered_and_renamed():
+    text = (EXAMPLES / "maglev.yaml").read_text()
+    services.import_config_text(text, "default", ACTOR)
+    config = parse_config(text)
+    www = config.frontends["www"]
+    swapped = type(www)(**{**www.__dict__, "pools": (www.pools[1], www.pools[0])})
+    new = type(config)(**{**config.__dict__, "frontends": {**config.frontends, "www": swapped}})
+    services.import_config_text(dump_config(new), "default", ACTOR)
+    assert [p.name for p in Pool.objects.filter(frontend__name="www")] == ["standby", "primary"]
+    assert config_from_db(Deployment.objects.get()) == new
+
+
+def test_a_frontend_can_take_over_a_removed_frontends_vip():
+    text = (EXAMPLES / "maglev.yaml").read_text()
+    services.import_config_text(text, "default", ACTOR)
+    services.import_config_text(text.replace("    www-tls:", "    www-tls-new:"), "default", ACTOR)
+    assert Frontend.objects.filter(name="www-tls-new").exists()
+    assert not Frontend.objects.filter(name="www-tls").exists()
+
+
+def test_export_with_overrides_shows_operator_weights():
+    services.import_config_text((EXAMPLES / "maglev.yaml").read_bytes(), "default", ACTOR)
+    services.set_pool_weight("default", "www", "primary", "web2", 0, ACTOR)
+    dep = Deployment.objects.get()
+    assert config_from_db(dep).frontends["www"].pools[0].weight_of("web2") == 50
+    assert config_from_db(dep, with_overrides=True).frontends["www"].pools[0].weight_of("web2") == 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -137,9 +138,5 @@ def test_durations_read_as_operators_write_them() -> None:
     assert parse_duration("1.5s") == 1.5
     assert format_duration(90) == "1m30s"
     for bad in ("", "2", "2 parsecs", "s", "1s2", "-1s"):
-        try:
+        with pytest.raises(ValueError, match="is not a duration"):
             parse_duration(bad)
-        except ValueError as exc:
-            assert repr(bad) in str(exc)
-        else:
-            raise AssertionError(f"{bad!r} parsed")

@@ -39,7 +39,7 @@ def daemon(tmp_path):
     port = free_port()
     env = {**os.environ, "MAGLEV_DATA_DIR": str(tmp_path / "data"), "PYTHONUNBUFFERED": "1"}
     env.pop("DATABASE_URL", None)
-    log = open(tmp_path / "maglevd.log", "w+")
+    log = (tmp_path / "maglevd.log").open("w+")  # noqa: SIM115 (closed in the finally below)
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -73,7 +73,7 @@ def daemon(tmp_path):
 
 
 def test_first_run_prints_a_login_once_and_serves_admin(daemon):
-    proc, base, _config, logfile, _env = daemon
+    _proc, base, _config, logfile, _env = daemon
     text = logfile.read_text()
     match = re.search(r"user 'admin', password '([^']+)'", text)
     assert match, text

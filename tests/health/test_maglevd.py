@@ -39,7 +39,7 @@ def daemon(tmp_path):
     port = free_port()
     env = {**os.environ, "MAGLEV_DATA_DIR": str(tmp_path / "data"), "PYTHONUNBUFFERED": "1"}
     env.pop("DATABASE_URL", None)
-    log = (tmp_path / "maglevd.log").open("w+")  # noqa: SIM115 (closed in the finally below)
+    log = (tmp_path / "maglevd.log").open("w+")
     proc = subprocess.Popen(
         [
             sys.executable,

@@ -1,0 +1,87 @@
+"""Startup warmup (SPEC §6): keep a restarted controller from touching VPP before it knows.
+
+After a restart every backend is `unknown`, and syncing then would zero the weights of healthy
+ASes. So: nothing is released before `startup-min-delay`; after it, a frontend is released as soon
+as none of its backends is `unknown` any more; at `startup-max-delay` everything is. A released
+frontend stays released. Warmup ends when nothing is pending past the min delay; the update that
+ends it tells the caller to do its one full sync (which also removes stale VIPs). A reload passes
+the new frontends to `update` and keeps the clock. Both delays zero disables warmup.
+
+Pure: the clock is injected as `now` (any monotonic seconds, same base as `start`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from health.checker.states import State
+from health.config.spec import FrontendSpec, LbConf
+
+
+@dataclass(frozen=True)
+class WarmupStep:
+    """What one `update` changed."""
+
+    released: frozenset[str]  # frontends released by this update: sync them
+    ended: bool  # warmup ended with this update: do one full sync now
+
+
+class Warmup:
+    """Which frontends may be written to VPP yet."""
+
+    def __init__(self, *, start: float, min_delay: float, max_delay: float) -> None:
+        self._min_at = start + min_delay
+        self._max_at = start + max(min_delay, max_delay)
+        self._ended = min_delay <= 0 and max_delay <= 0
+        self._min_passed = False
+        self._pending: set[str] = set()
+        self._released: set[str] = set()
+
+    @classmethod
+    def from_lb(cls, lb: LbConf, start: float) -> Warmup:
+        return cls(start=start, min_delay=lb.startup_min_delay, max_delay=lb.startup_max_delay)
+
+    @property
+    def ended(self) -> bool:
+        return self._ended
+
+    def released(self, frontend: str) -> bool:
+        """May `frontend` be synced? Always once warmup has ended, even for new frontends."""
+        return self._ended or frontend in self._released
+
+    def pending(self) -> frozenset[str]:
+        """Known frontends still held back."""
+        return frozenset() if self._ended else frozenset(self._pending)
+
+    def next_deadline(self) -> float | None:
+        """When to call `update` again even if no state changes; None once warmup has ended."""
+        if self._ended:
+            return None
+        return self._max_at if self._min_passed else self._min_at
+
+    def update(
+        self, frontends: Mapping[str, FrontendSpec], states: Mapping[str, State], now: float
+    ) -> WarmupStep:
+        """Record the current frontends (after a reload too) and backend states at `now`."""
+        if self._ended:
+            return WarmupStep(frozenset(), ended=False)
+        self._pending = set(frontends) - self._released
+        if now < self._min_at:
+            return WarmupStep(frozenset(), ended=False)
+        self._min_passed = True
+        if now >= self._max_at:
+            ready = set(self._pending)
+        else:
+            ready = {
+                name
+                for name in self._pending
+                if all(
+                    states.get(b, State.UNKNOWN) is not State.UNKNOWN
+                    for b in frontends[name].backend_names()
+                )
+            }
+        self._pending -= ready
+        self._released |= ready
+        self._ended = not self._pending
+        return WarmupStep(frozenset(ready), ended=self._ended)

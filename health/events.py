@@ -1,0 +1,213 @@
+"""The event bus: backend and frontend transitions, log records, VPP and sync events.
+
+One family of events, one bus. In a process, `BUS` fans events out to subscribers (gRPC
+WatchEvents streams, websocket consumers) through bounded queues: a subscriber that falls behind
+is dropped, with a reason, instead of slowing the others. Across processes (production), the
+publisher also sends each event to the Channels layer group `EVENTS_GROUP` and every process
+that serves subscribers runs `bridge_from_channel_layer`, which feeds its own `BUS`; one layer
+channel per process, fanned out locally, keeps Redis traffic independent of subscriber count.
+
+Pure Python and asyncio; the Channels layer is only touched by the two bridge functions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import threading
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+log = logging.getLogger("maglev.events")
+
+EVENTS_GROUP: str = "maglev-events"  # Channels layer group every event is sent to
+SUBSCRIBER_QUEUE: int = 1000  # events a subscriber may lag behind before it is dropped
+
+LOG_LEVELS: dict[str, int] = {"debug": 10, "info": 20, "warning": 30, "error": 40}
+
+
+@dataclass(frozen=True)
+class Event:
+    """One event. `kind` says which; `data` holds its fields (JSON-safe values only)."""
+
+    kind: str  # "log", "backend", "frontend", "vpp", "sync"
+    deployment: str
+    data: dict[str, Any]
+    at: float = field(default_factory=time.time)  # Unix time, seconds
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Event:
+        return cls(kind=d["kind"], deployment=d["deployment"], data=d["data"], at=d["at"])
+
+
+def backend_transition(
+    deployment: str, backend: str, from_state: str, to_state: str, reason: str, at: float
+) -> Event:
+    return Event(
+        "backend",
+        deployment,
+        {"backend": backend, "from": from_state, "to": to_state, "reason": reason},
+        at,
+    )
+
+
+def frontend_transition(
+    deployment: str, frontend: str, from_state: str, to_state: str, at: float | None = None
+) -> Event:
+    data = {"frontend": frontend, "from": from_state, "to": to_state}
+    return Event("frontend", deployment, data, at if at is not None else time.time())
+
+
+def log_event(deployment: str, level: str, message: str, **fields: Any) -> Event:
+    return Event("log", deployment, {"level": level, "message": message, "fields": fields})
+
+
+@dataclass(frozen=True)
+class Filter:
+    """What a subscriber wants; empty sets mean everything of that sort."""
+
+    kinds: frozenset[str] = frozenset()
+    min_log_level: str = "info"
+    backends: frozenset[str] = frozenset()
+    frontends: frozenset[str] = frozenset()
+    deployment: str | None = None
+
+    def matches(self, e: Event) -> bool:
+        if self.deployment and e.deployment != self.deployment:
+            return False
+        if self.kinds and e.kind not in self.kinds:
+            return False
+        if e.kind == "log":
+            level = LOG_LEVELS.get(e.data.get("level", "info"), 20)
+            return level >= LOG_LEVELS.get(self.min_log_level, 20)
+        if e.kind == "backend" and self.backends:
+            return e.data.get("backend") in self.backends
+        if e.kind == "frontend" and self.frontends:
+            return e.data.get("frontend") in self.frontends
+        return True
+
+
+class Dropped(Exception):
+    """The subscriber fell more than SUBSCRIBER_QUEUE events behind and was dropped."""
+
+
+class Subscription:
+    """A bounded queue on one event loop; `BUS` puts events in from any thread."""
+
+    def __init__(self, bus: EventBus, flt: Filter, loop: asyncio.AbstractEventLoop, size: int):
+        self.bus = bus
+        self.filter = flt
+        self.loop = loop
+        self.queue: asyncio.Queue[Event | None] = asyncio.Queue(size)
+        self.dropped = False
+        self.id = next(bus.ids)
+
+    def offer(self, event: Event) -> None:
+        """Called on the subscriber's loop."""
+        if self.dropped:
+            return
+        try:
+            self.queue.put_nowait(event)
+        except asyncio.QueueFull:
+            self.dropped = True
+            self.bus.unsubscribe(self)
+            # Make room for the wake-up so the reader sees the drop at once.
+            with contextlib.suppress(asyncio.QueueEmpty):
+                self.queue.get_nowait()
+            self.queue.put_nowait(None)
+
+    async def __aiter__(self) -> AsyncIterator[Event]:
+        while True:
+            event = await self.queue.get()
+            if event is None:
+                raise Dropped(f"subscriber fell more than {self.queue.maxsize} events behind")
+            yield event
+
+    def close(self) -> None:
+        self.bus.unsubscribe(self)
+
+
+class EventBus:
+    """In-process fan-out. Thread-safe: publish from the probe runtime's thread, read anywhere."""
+
+    def __init__(self) -> None:
+        self._subs: dict[int, Subscription] = {}
+        self._lock = threading.Lock()
+        self.ids = itertools.count(1)
+        self.forwarders: list[Callable[[Event], None]] = []
+        self.published = 0
+
+    def subscribe(self, flt: Filter | None = None, size: int = SUBSCRIBER_QUEUE) -> Subscription:
+        """Subscribe on the running loop; iterate the result with `async for`."""
+        sub = Subscription(self, flt or Filter(), asyncio.get_running_loop(), size)
+        with self._lock:
+            self._subs[sub.id] = sub
+        return sub
+
+    def unsubscribe(self, sub: Subscription) -> None:
+        with self._lock:
+            self._subs.pop(sub.id, None)
+
+    @property
+    def subscriber_count(self) -> int:
+        return len(self._subs)
+
+    def publish(self, event: Event, *, forward: bool = True) -> None:
+        """Deliver to every matching local subscriber; forward to other processes if wired."""
+        self.published += 1
+        with self._lock:
+            subs = list(self._subs.values())
+        for sub in subs:
+            if not sub.filter.matches(event):
+                continue
+            try:
+                running = asyncio.get_running_loop()
+            except RuntimeError:
+                running = None
+            if running is sub.loop:
+                sub.offer(event)
+            elif not sub.loop.is_closed():
+                sub.loop.call_soon_threadsafe(sub.offer, event)
+        if forward:
+            for fwd in self.forwarders:
+                try:
+                    fwd(event)
+                except Exception:
+                    log.exception("event forwarder failed")
+
+
+BUS = EventBus()
+
+
+# -- across processes: the Channels layer ----------------------------------------------------
+
+
+def forward_to_channel_layer(layer: Any, loop: asyncio.AbstractEventLoop) -> Callable[[], None]:
+    """Send every event published here to the layer group too (from `loop`); returns undo."""
+
+    def forward(event: Event) -> None:
+        payload = {"type": "maglev.event", "event": event.as_dict()}
+        asyncio.run_coroutine_threadsafe(layer.group_send(EVENTS_GROUP, payload), loop)
+
+    BUS.forwarders.append(forward)
+    return lambda: BUS.forwarders.remove(forward)
+
+
+async def bridge_from_channel_layer(layer: Any) -> None:
+    """Feed events that other processes send to the layer group into this process's BUS."""
+    channel = await layer.new_channel()
+    await layer.group_add(EVENTS_GROUP, channel)
+    try:
+        while True:
+            message = await layer.receive(channel)
+            if message.get("type") == "maglev.event":
+                BUS.publish(Event.from_dict(message["event"]), forward=False)
+    finally:
+        await layer.group_discard(EVENTS_GROUP, channel)

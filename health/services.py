@@ -24,6 +24,7 @@ from .config import ConfigError, ConfigIssue, StructureError, dump_config, parse
 from .config.spec import Config
 from .config_db import ImportSummary, config_from_db, import_config
 from .errors import FailedPrecondition, InvalidArgument, NotFound, ServiceError
+from .history import trim_transitions
 from .models import AuditEntry, Backend, BackendState, Deployment, Door, PoolMember, Transition
 
 log = logging.getLogger("maglev.service")
@@ -207,6 +208,7 @@ def set_backend_intent(deployment: str, backend: str, action: str, actor: Actor)
         st.state = to.value
         st.since = now
         st.save()
+        trim_transitions([b.pk], dep.transition_history)
         detail["to"] = to.value
     log.info(
         "backend-intent",

@@ -1,0 +1,80 @@
+"""Shard leases in a real Redis: split, takeover after a process dies, Redis loss keeps shards."""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+import pytest
+import redis
+
+from health.engine.lease import ShardLeases
+from health.engine.shards import shards_of
+from tests.health.test_shards import config_with
+
+
+@pytest.fixture
+def r():
+    client = redis.Redis(host="127.0.0.1", port=6379, db=15, socket_timeout=2)
+    try:
+        client.ping()
+    except redis.ConnectionError:
+        pytest.fail("Redis is not running on 127.0.0.1:6379 (scripts/test-services starts it)")
+    yield client
+    client.close()
+
+
+def run_rounds(procs: list[ShardLeases], shards, n: int = 3) -> dict[str, set[str]]:
+    owned = {}
+    for _ in range(n):
+        for p in procs:
+            owned[p.me] = p.round(shards)
+    return owned
+
+
+def test_processes_split_the_shards_and_take_over_a_dead_ones(r):
+    dep = f"t{uuid.uuid4().hex[:8]}"
+    shards = shards_of(config_with({f"f{i}": [f"b{i}"] for i in range(9)}))
+    procs = [ShardLeases(r, dep, me=f"p{i}", ttl_ms=400) for i in range(3)]
+    owned = run_rounds(procs, shards)
+    assert sorted(len(v) for v in owned.values()) == [3, 3, 3]
+    assert set().union(*owned.values()) == set(shards)
+    assert sum(p.state.leader for p in procs) == 1
+    dead, alive = procs[0], procs[1:]
+    time.sleep(0.6)  # the dead process stops renewing; its leases run out
+    r.delete(f"maglev:{dep}:proc:{dead.me}")
+    owned = run_rounds(alive, shards)
+    assert sorted(len(v) for v in owned.values()) == [4, 5]
+    assert set().union(*owned.values()) == set(shards)
+    assert sum(p.state.leader for p in alive) == 1
+
+
+def test_a_process_that_sees_its_lease_taken_drops_it(r):
+    dep = f"t{uuid.uuid4().hex[:8]}"
+    shards = shards_of(config_with({"f": ["b"]}))
+    a = ShardLeases(r, dep, me="a", ttl_ms=5000)
+    (sid,) = a.round(shards)
+    r.set(f"maglev:{dep}:shard:{sid}", "b:999")  # someone else holds it now
+    lost: list[set[str]] = []
+    assert a.round(shards, on_lost=lost.append) == set()
+    assert lost == [{sid}]
+
+
+def test_redis_going_away_keeps_the_shards(r):
+    dep = f"t{uuid.uuid4().hex[:8]}"
+    shards = shards_of(config_with({"f": ["b"], "g": ["c"]}))
+    a = ShardLeases(r, dep, me="a", ttl_ms=5000)
+    mine = a.round(shards)
+    assert len(mine) == 2
+    a.r = redis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.2)  # nothing listens
+    a._renew = a.r.register_script("return 1")
+    assert a.round(shards) == mine
+
+
+def test_release_all_frees_everything_at_once(r):
+    dep = f"t{uuid.uuid4().hex[:8]}"
+    shards = shards_of(config_with({"f": ["b"], "g": ["c"]}))
+    a, b = ShardLeases(r, dep, me="a"), ShardLeases(r, dep, me="b")
+    a.round(shards)
+    a.release_all()
+    assert b.round(shards) == set(shards)

@@ -1,0 +1,489 @@
+"""The probe runtime: one asyncio loop (uvloop) on its own thread, one timer per backend.
+
+Each backend is probed once per deployment however many frontends use it. A probe result goes
+through the backend's state machine; a transition updates the weights of the frontends that use
+the backend and hands them to the dataplane listeners in this process at once, before anything
+is persisted or published. Persistence (batched, `persist.py`), events (`health.events.BUS`)
+and metrics happen beside it and never block probing.
+
+Other threads talk to the runtime through the methods marked thread-safe; they hop onto the
+loop with `call_soon_threadsafe`. Snapshots (`backends()`, `frontends()`) read plain objects
+and may be taken from any thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import threading
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from health import events, live
+from health.checker.machine import BackendMachine, StateChange
+from health.checker.states import FrontendState, State
+from health.checker.weights import FrontendWeights, frontend_weights
+from health.config.spec import BackendSpec, Config, FrontendSpec, HealthcheckSpec
+from health.errors import Unavailable
+from health.probes.result import ProbeResult
+
+from .metrics import TRANSITIONS, ProbeMetrics
+
+log = logging.getLogger("maglev.runtime")
+
+JITTER: float = 0.1  # ±10% on every next interval, so probes of many backends don't align
+
+
+def jittered(interval: float, rng: random.Random) -> float:
+    return interval * (1.0 + rng.uniform(-JITTER, JITTER))
+
+
+def spread_offset(interval: float, rng: random.Random) -> float:
+    """The first probe's delay: anywhere in the first interval, so a start is not one tick."""
+    return rng.uniform(0.0, interval)
+
+
+Prober = Callable[..., Awaitable[ProbeResult]]
+# (frontends whose weights changed, backend addresses whose state asks for a flush now)
+FrontendListener = Callable[[set[str], set[str]], None]
+TransitionListener = Callable[[str, StateChange, bool], None]
+
+
+@dataclass(eq=False)
+class Runner:
+    """One probed backend: its spec, its state machine and its timer."""
+
+    spec: BackendSpec
+    check: HealthcheckSpec
+    machine: BackendMachine
+    history: deque[dict[str, Any]]
+    generation: int = 0  # bumped on pause/reload so an in-flight result is dropped
+    handle: asyncio.TimerHandle | None = None
+    task: asyncio.Task | None = None
+    last_probe_at: float | None = None
+    last_ok: bool | None = None
+    last_code: str = ""
+    last_detail: str = ""
+    last_latency: float | None = None
+    since: float | None = None
+
+    def live(self) -> live.BackendLive:
+        m = self.machine
+        return live.BackendLive(
+            name=self.spec.name,
+            state=m.state.value,
+            counter=m.counter,
+            rise=m.rise,
+            fall=m.fall,
+            last_probe_at=self.last_probe_at,
+            last_ok=self.last_ok,
+            last_code=self.last_code,
+            last_detail=self.last_detail,
+            last_latency=self.last_latency,
+            since=self.since,
+            transitions=tuple(self.history),
+        )
+
+
+@dataclass
+class Restored:
+    """What the database remembers of a backend across restarts."""
+
+    paused: bool = False
+    disabled: bool = False
+    since: float | None = None
+    history: list[dict[str, Any]] = field(default_factory=list)  # newest first
+
+
+class Runtime:
+    """Probes one deployment's backends and keeps its frontends' weights."""
+
+    def __init__(
+        self,
+        deployment: str,
+        config: Config,
+        *,
+        restored: dict[str, Restored] | None = None,
+        overrides: dict[str, dict[tuple[str, str], int]] | None = None,
+        prober: Prober | None = None,
+        rng: random.Random | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.deployment = deployment
+        self.config = config
+        self._restored = restored or {}
+        self.overrides: dict[str, dict[tuple[str, str], int]] = overrides or {}
+        if prober is None:
+            from health.probes import run_probe as prober
+        self._prober = prober
+        self._rng = rng or random.Random()
+        self._clock = clock
+        self._runners: dict[str, Runner] = {}
+        self._frontends: dict[str, live.FrontendLive] = {}
+        self._weights: dict[str, FrontendWeights] = {}
+        self._users: dict[str, set[str]] = {}  # backend → frontends that use it
+        self.frontend_listeners: list[FrontendListener] = []
+        self.transition_listeners: list[TransitionListener] = []
+        self.dataplane: Any = None  # set by the dataplane: vpp_info(), vpp_lb_state(), ...
+        self.metrics = ProbeMetrics()
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._started = threading.Event()
+        self.probes_run = 0
+        self.lag: deque[float] = deque(maxlen=10_000)  # seconds late, for the B2 benchmark
+
+    # -- lifecycle --------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start the loop thread and the probes (spread over each backend's first interval)."""
+        self._thread = threading.Thread(target=self._run, name="maglev-runtime", daemon=True)
+        self._thread.start()
+        if not self._started.wait(10):
+            raise RuntimeError("the probe runtime did not start")
+
+    def _run(self) -> None:
+        try:
+            import uvloop
+
+            loop = uvloop.new_event_loop()
+        except ImportError:  # uvloop is a speed-up, not a requirement
+            loop = asyncio.new_event_loop()
+        self.loop = loop
+        asyncio.set_event_loop(loop)
+        loop.call_soon(self._start_all)
+        loop.call_soon(self._started.set)
+        try:
+            loop.run_forever()
+        finally:
+            loop.run_until_complete(loop.shutdown_asyncgens())
+            loop.close()
+
+    def stop(self) -> None:
+        """Stop probing; leaves VPP as it is (a restart is hitless)."""
+        loop = self.loop
+        if loop is None or loop.is_closed():
+            return
+
+        async def shutdown() -> None:
+            tasks = []
+            for r in self._runners.values():
+                self._cancel(r)
+                if r.task is not None:
+                    tasks.append(r.task)
+            for t in tasks:
+                with contextlib.suppress(BaseException):
+                    await t
+            loop.stop()
+
+        loop.call_soon_threadsafe(lambda: loop.create_task(shutdown()))
+        if self._thread is not None:
+            self._thread.join(10)
+
+    def call(self, fn: Callable[[], Any]) -> None:
+        """Run `fn` on the loop (thread-safe, does not wait)."""
+        if self.loop is None:
+            raise RuntimeError("runtime not started")
+        self.loop.call_soon_threadsafe(fn)
+
+    def call_wait(self, fn: Callable[[], Any], timeout: float = 10.0) -> Any:
+        """Run `fn` on the loop and return its result (thread-safe; never call from the loop)."""
+        if self.loop is None:
+            raise RuntimeError("runtime not started")
+
+        async def run() -> Any:
+            return fn()
+
+        return asyncio.run_coroutine_threadsafe(run(), self.loop).result(timeout)
+
+    # -- building and reloading -----------------------------------------------------------------
+
+    def _start_all(self) -> None:
+        self._index_frontends()
+        for spec in self.config.backends.values():
+            self._add_runner(spec, self._restored.get(spec.name))
+        self._recompute(set(self.config.frontends), publish=False)
+        log.info(
+            "runtime started",
+            extra={"deployment": self.deployment, "backends": len(self._runners)},
+        )
+
+    def _index_frontends(self) -> None:
+        self._users = {}
+        for f in self.config.frontends.values():
+            for name in f.backend_names():
+                self._users.setdefault(name, set()).add(f.name)
+
+    def _add_runner(self, spec: BackendSpec, restored: Restored | None) -> Runner:
+        check = self.config.healthchecks[spec.healthcheck]
+        machine = BackendMachine(check.rise, check.fall)
+        r = Runner(
+            spec=spec,
+            check=check,
+            machine=machine,
+            history=deque(restored.history if restored else (), self.config.transition_history),
+            since=restored.since if restored else None,
+        )
+        if restored and restored.disabled:
+            machine.disable("restored")
+        elif restored and restored.paused:
+            machine.pause("restored")
+        self._runners[spec.name] = r
+        self._schedule(r, spread_offset(self._interval(r), self._rng))
+        return r
+
+    def apply_config(self, config: Config) -> None:
+        """Reload (thread-safe): unchanged backends keep counters and history; changed and new
+        ones start unknown; removed ones go to `removed` and stop."""
+        self.call(lambda: self._apply_config(config))
+
+    def _apply_config(self, config: Config) -> None:
+        old = self.config
+        self.config = config
+        changed_frontends = {
+            n for n, f in config.frontends.items() if old.frontends.get(n) != f
+        } | (set(old.frontends) - set(config.frontends))
+        removed = [n for n in self._runners if n not in config.backends]
+        for name in removed:
+            r = self._runners.pop(name)
+            self._cancel(r)
+            change = r.machine.remove("config reload")
+            if change is not None:
+                self._transition(r, change, recorded=False)
+            self.metrics.forget(name)
+            changed_frontends |= self._users.get(name, set())
+        restarted = 0
+        for name, spec in config.backends.items():
+            r = self._runners.get(name)
+            check = config.healthchecks[spec.healthcheck]
+            if r is not None and r.spec == spec and r.check == check:
+                r.history = deque(r.history, config.transition_history)
+                continue
+            restored = None
+            if r is not None:  # changed: restart in unknown, keep history and operator intent
+                self._cancel(r)
+                restarted += 1
+                m = r.machine
+                restored = Restored(
+                    paused=m.state is State.PAUSED,
+                    disabled=m.state is State.DISABLED,
+                    since=r.since,
+                    history=list(r.history),
+                )
+            nr = self._add_runner(spec, restored)
+            changed_frontends |= self._users.get(name, set())
+            if r is not None and r.machine.state is not nr.machine.state:
+                change = StateChange(r.machine.state, nr.machine.state, "config reload")
+                self._transition(nr, change, recorded=False)
+        self._index_frontends()
+        for name in list(self._frontends):
+            if name not in config.frontends:
+                del self._frontends[name]
+                self._weights.pop(name, None)
+        self._recompute(
+            changed_frontends & set(config.frontends) | set(config.frontends) - set(old.frontends)
+        )
+        self._notify(changed_frontends, set())
+        log.info(
+            "config applied",
+            extra={"removed": len(removed), "restarted": restarted, "backends": len(self._runners)},
+        )
+
+    # -- operator intent and weights (thread-safe entry points) -----------------------------
+
+    def apply_intent(self, backend: str, action: str, *, recorded: bool = True) -> None:
+        """Pause/resume/enable/disable (thread-safe). `recorded`: the service layer already
+        wrote the transition to the database."""
+        self.call(lambda: self._apply_intent(backend, action, recorded))
+
+    def _apply_intent(self, backend: str, action: str, recorded: bool) -> None:
+        r = self._runners.get(backend)
+        if r is None:
+            return
+        method = getattr(r.machine, action)
+        try:
+            change = method(f"{action} by operator")
+        except Exception as exc:  # the service layer checked; a race is only logged
+            log.warning("intent not applied", extra={"backend": backend, "error": str(exc)})
+            return
+        if change is None:
+            return
+        self._cancel(r)
+        if r.machine.state is State.UNKNOWN:
+            self._schedule(r, spread_offset(self._interval(r), self._rng))
+        self._transition(r, change, recorded=recorded)
+
+    def set_override(
+        self, frontend: str, pool: str, backend: str, weight: int, flush: bool
+    ) -> None:
+        """An operator's pool weight (thread-safe)."""
+
+        def apply() -> None:
+            self.overrides.setdefault(frontend, {})[(pool, backend)] = weight
+            if frontend in self.config.frontends:
+                self._recompute({frontend})
+                flush_addrs = set()
+                if flush and backend in self.config.backends:
+                    flush_addrs.add(str(self.config.backends[backend].address))
+                self._notify({frontend}, flush_addrs)
+
+        self.call(apply)
+
+    # -- probing ------------------------------------------------------------------------------
+
+    def _interval(self, r: Runner) -> float:
+        settled = r.machine.settled
+        if settled == "up":
+            return r.check.interval
+        if settled == "down":
+            return r.check.effective_down_interval
+        return r.check.effective_fast_interval
+
+    def _schedule(self, r: Runner, delay: float) -> None:
+        if r.machine.state in (State.PAUSED, State.DISABLED, State.REMOVED):
+            return
+        assert self.loop is not None
+        planned = self.loop.time() + delay
+        r.handle = self.loop.call_at(planned, self._fire, r, r.generation, planned)
+
+    def _cancel(self, r: Runner) -> None:
+        r.generation += 1
+        if r.handle is not None:
+            r.handle.cancel()
+            r.handle = None
+
+    def _fire(self, r: Runner, generation: int, planned: float) -> None:
+        r.handle = None
+        if generation != r.generation:
+            return
+        assert self.loop is not None
+        self.lag.append(self.loop.time() - planned)
+        r.task = self.loop.create_task(self._probe(r, generation))
+
+    async def _probe(self, r: Runner, generation: int) -> None:
+        try:
+            result = await self._prober(r.check, r.spec.address, netns=self.config.netns)
+        except Exception as exc:  # run_probe never raises; a custom prober might
+            result = ProbeResult(False, "INTERNAL", repr(exc)[:200])
+        finally:
+            r.task = None
+        if generation != r.generation:
+            return  # paused, removed or reloaded while the probe was out
+        self.probes_run += 1
+        r.last_probe_at = self._clock()
+        r.last_ok, r.last_code, r.last_detail = result.ok, result.code, result.detail
+        r.last_latency = result.latency
+        self.metrics.observe(
+            r.spec.name, r.check.type.value, result.ok, result.code, result.latency
+        )
+        log.debug(
+            "probe",
+            extra={"backend": r.spec.name, "code": result.reason, "latency": result.latency},
+        )
+        change = r.machine.record(result.ok, result.reason)
+        if change is not None:
+            self._transition(r, change, recorded=False)
+        self._schedule(r, jittered(self._interval(r), self._rng))
+
+    # -- transitions and weights -----------------------------------------------------------------
+
+    def _transition(self, r: Runner, change: StateChange, *, recorded: bool) -> None:
+        now = self._clock()
+        name = r.spec.name
+        r.since = now
+        frm, to = change.from_state.value, change.to_state.value
+        r.history.appendleft({"from": frm, "to": to, "at": now, "reason": change.reason})
+        # The failover path first: frontends and the dataplane, in this thread, right now.
+        affected = self._users.get(name, set())
+        flush = set()
+        if change.to_state in (State.DOWN, State.DISABLED):
+            flush.add(str(r.spec.address))
+        self._recompute(affected)
+        self._notify(affected, flush)
+        # Then the bookkeeping.
+        TRANSITIONS.labels(name, frm, to).inc()
+        log.info(
+            "backend-transition",
+            extra={"backend": name, "from": frm, "to": to, "reason": change.reason},
+        )
+        events.BUS.publish(
+            events.backend_transition(self.deployment, name, frm, to, change.reason, now)
+        )
+        for listener in self.transition_listeners:
+            try:
+                listener(name, change, recorded)
+            except Exception:
+                log.exception("transition listener failed")
+
+    def _recompute(self, names: set[str], *, publish: bool = True) -> None:
+        states = {n: r.machine.state for n, r in self._runners.items()}
+        for name in names:
+            spec: FrontendSpec | None = self.config.frontends.get(name)
+            if spec is None:
+                continue
+            w = frontend_weights(spec, states, self.overrides.get(name))
+            self._weights[name] = w
+            old = self._frontends.get(name)
+            self._frontends[name] = live.FrontendLive(
+                name=name,
+                state=w.state.value,
+                active_pool=w.active_pool,
+                weights={
+                    (e.pool_name, e.backend): (e.configured, e.effective, e.flush)
+                    for e in w.entries
+                },
+                buckets=old.buckets if old else {},
+            )
+            before = old.state if old else FrontendState.UNKNOWN.value
+            if publish and before != w.state.value:
+                log.info(
+                    "frontend-transition",
+                    extra={"frontend": name, "from": before, "to": w.state.value},
+                )
+                events.BUS.publish(
+                    events.frontend_transition(self.deployment, name, before, w.state.value)
+                )
+
+    def _notify(self, frontends: set[str], flush: set[str]) -> None:
+        if not frontends:
+            return
+        for listener in self.frontend_listeners:
+            try:
+                listener(set(frontends), set(flush))
+            except Exception:
+                log.exception("frontend listener failed")
+
+    # -- views (any thread) --------------------------------------------------------------------
+
+    def backends(self) -> dict[str, live.BackendLive]:
+        return {r.spec.name: r.live() for r in list(self._runners.values())}
+
+    def frontends(self) -> dict[str, live.FrontendLive]:
+        return dict(list(self._frontends.items()))
+
+    def weights(self) -> dict[str, FrontendWeights]:
+        return dict(list(self._weights.items()))
+
+    def states(self) -> dict[str, State]:
+        return {n: r.machine.state for n, r in list(self._runners.items())}
+
+    def _dataplane(self) -> Any:
+        if self.dataplane is None:
+            raise Unavailable("this runtime has no VPP dataplane (health only)")
+        return self.dataplane
+
+    def vpp_info(self) -> dict[str, Any]:
+        return self._dataplane().vpp_info()
+
+    def vpp_lb_state(self) -> dict[str, Any]:
+        return self._dataplane().vpp_lb_state()
+
+    def vpp_counters(self) -> dict[str, Any]:
+        return self._dataplane().vpp_counters()
+
+    def sync(self, frontend: str | None = None) -> dict[str, Any]:
+        return self._dataplane().sync(frontend)

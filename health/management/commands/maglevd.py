@@ -12,6 +12,7 @@ import logging
 import signal
 import sys
 import threading
+from argparse import BooleanOptionalAction
 from pathlib import Path
 from typing import Any
 
@@ -20,8 +21,11 @@ from django.core.management.base import CommandError, CommandParser
 
 from health import bootstrap, services
 from health.config import EXIT_OK, ConfigError
+from health.demo import DemoBackends
+from health.engine.host import host_runtime
 from health.management.base import MaglevCommand
-from health.models import Door
+from health.models import Deployment, Door
+from maglev_site.env import env_bool
 
 log = logging.getLogger("maglev.daemon")
 
@@ -35,7 +39,7 @@ def split_listen(addr: str) -> tuple[str, int]:
 
 
 class Command(MaglevCommand):
-    help = "Run vpp-maglev in one process: config, web (admin, /metrics, dashboard)."
+    help = "Run vpp-maglev in one process: config, probes, web (admin, /metrics, dashboard)."
     program = "maglevd"
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -58,6 +62,20 @@ class Command(MaglevCommand):
             "VPP stats socket",
         )
         self.env_flag(parser, "--log-level", "MAGLEV_LOG_LEVEL", "info", "log level")
+        parser.add_argument(
+            "--demo",
+            action=BooleanOptionalAction,
+            default=env_bool("MAGLEV_DEMO", False),
+            help="run demo backends on 127.0.100.x:8000 for the config's loopback backends "
+            "(env MAGLEV_DEMO; default false)",
+        )
+        parser.add_argument(
+            "--demo-chaos",
+            action=BooleanOptionalAction,
+            default=env_bool("MAGLEV_DEMO_CHAOS", True),
+            help="with --demo, take a random demo backend down now and then "
+            "(env MAGLEV_DEMO_CHAOS; default true)",
+        )
 
     def handle(self, *args: Any, **opts: Any) -> None:
         logging.getLogger("maglev").setLevel(opts["log_level"].upper())
@@ -76,10 +94,31 @@ class Command(MaglevCommand):
                     "`python manage.py changepassword admin`."
                 )
             )
+        demo = self._start_demo(opts["deployment"], opts["demo_chaos"]) if opts["demo"] else None
+        hosted = host_runtime(opts["deployment"])
         self.stdout.write(f"admin:   http://{opts['listen']}/admin/")
         self.stdout.write(f"metrics: http://{opts['listen']}/metrics")
         self._install_reload(opts["deployment"], path)
-        self._serve(host, port)
+        try:
+            self._serve(host, port)
+        finally:
+            hosted.close()
+            if demo is not None:
+                demo.stop()
+
+    def _start_demo(self, deployment: str, chaos: bool) -> DemoBackends:
+        """Demo servers on the config's 127.0.100.x backend addresses."""
+        dep = Deployment.objects.get(name=deployment)
+        addresses = sorted(
+            {b.address for b in dep.backends.all() if b.address.startswith("127.0.100.")}
+        )
+        demo = DemoBackends(addresses, chaos=chaos)
+        demo.start()
+        self.stdout.write(
+            f"demo backends: {', '.join(addresses)} on port {demo.port}; take one down with "
+            f"`curl -X POST http://{addresses[0] if addresses else '127.0.100.1'}:{demo.port}/down`"
+        )
+        return demo
 
     def _check(self, path: str) -> int:
         try:

@@ -1,0 +1,120 @@
+"""Hosting the runtime in a process: build it from the database, wire persistence, the service
+layer's changes, metrics and the live view; tear it down again.
+
+Used by the embedded `maglevd` and by the Celery worker bootstep alike.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from health import hooks, live
+from health.config_db import config_from_db
+from health.models import BackendState, Deployment, PoolMember, Transition
+
+from .metrics import register_collector
+from .persist import StatePersister, TransitionRecord
+from .runtime import Restored, Runtime
+
+log = logging.getLogger("maglev.runtime")
+
+
+def load_restored(dep: Deployment) -> dict[str, Restored]:
+    """Operator intent, last transition time and history of every backend, from the database."""
+    out: dict[str, Restored] = {}
+    for st in BackendState.objects.filter(backend__deployment=dep).select_related("backend"):
+        out[st.backend.name] = Restored(
+            paused=st.paused,
+            disabled=st.disabled,
+            since=st.since.timestamp() if st.since else None,
+        )
+    keep = dep.transition_history
+    for t in Transition.objects.filter(backend__deployment=dep).select_related("backend"):
+        r = out.get(t.backend.name)
+        if r is not None and len(r.history) < keep:  # newest first by the model's ordering
+            r.history.append(
+                {"from": t.from_state, "to": t.to_state, "at": t.at.timestamp(), "reason": t.reason}
+            )
+    return out
+
+
+def load_overrides(dep: Deployment) -> dict[str, dict[tuple[str, str], int]]:
+    """Operators' pool weights: frontend → (pool, backend) → weight."""
+    out: dict[str, dict[tuple[str, str], int]] = {}
+    rows = PoolMember.objects.filter(
+        pool__frontend__deployment=dep, weight_override__isnull=False
+    ).values_list("pool__frontend__name", "pool__name", "backend__name", "weight_override")
+    for frontend, pool, backend, weight in rows:
+        out.setdefault(frontend, {})[(pool, backend)] = weight
+    return out
+
+
+@dataclass
+class HostedRuntime:
+    """A started runtime with everything wired to it; `close()` undoes it all."""
+
+    runtime: Runtime
+    persister: StatePersister
+    undo: list[Any] = field(default_factory=list)
+
+    def close(self) -> None:
+        for fn in reversed(self.undo):
+            fn()
+        self.runtime.stop()
+        self.persister.stop()
+        if live.current() is self.runtime:
+            live.register(None)
+
+
+def host_runtime(deployment: str, **runtime_kwargs: Any) -> HostedRuntime:
+    """Build the deployment's runtime from the database and start it in this process."""
+    dep = Deployment.objects.get(name=deployment)
+    runtime = Runtime(
+        deployment,
+        config_from_db(dep),
+        restored=load_restored(dep),
+        overrides=load_overrides(dep),
+        **runtime_kwargs,
+    )
+    persister = StatePersister(
+        deployment, snapshot=runtime.backends, history=lambda: runtime.config.transition_history
+    )
+
+    def on_transition(name: str, change: Any, recorded: bool) -> None:
+        at = runtime.backends().get(name)
+        persister.record(
+            TransitionRecord(
+                name,
+                change.from_state.value,
+                change.to_state.value,
+                at.since if at and at.since else 0.0,
+                change.reason,
+            ),
+            persist_transition=not recorded,
+        )
+
+    runtime.transition_listeners.append(on_transition)
+
+    def on_change(change: hooks.Change) -> None:
+        if change.deployment != deployment:
+            return
+        if change.kind == "backend-intent":
+            runtime.apply_intent(change.data["backend"], change.data["action"], recorded=True)
+        elif change.kind == "pool-weight":
+            d = change.data
+            runtime.set_override(d["frontend"], d["pool"], d["backend"], d["weight"], d["flush"])
+        elif change.kind == "config":
+            # Runs on the importing thread, which may use the ORM; the loop never does.
+            current = Deployment.objects.get(name=deployment)
+            persister.forget(set(runtime.config.backends))
+            runtime.apply_config(config_from_db(current))
+
+    hosted = HostedRuntime(runtime, persister)
+    hosted.undo.append(hooks.subscribe(on_change))
+    register_collector()
+    persister.start()
+    runtime.start()
+    live.register(runtime)
+    return hosted

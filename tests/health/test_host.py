@@ -1,0 +1,105 @@
+"""The runtime hosted on the database: persistence, service-layer changes, restart memory."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from health import live, services
+from health.engine.host import host_runtime
+from health.engine.persist import wait_flushed
+from health.models import BackendState, Transition
+from tests.health.test_runtime import CONFIG, Script, wait_for
+
+pytestmark = pytest.mark.django_db(transaction=True)
+ACTOR = services.Actor("ops", "cli")
+
+
+@pytest.fixture
+def hosted(tmp_path):
+    path = tmp_path / "maglev.yaml"
+    path.write_text(
+        CONFIG.replace("maglev:\n", "maglev:\n  healthchecker: { transition-history: 3 }\n", 1)
+    )
+    services.import_config_text(path.read_bytes(), "d", ACTOR, config_file=str(path))
+    script = Script()
+    h = host_runtime("d", prober=script)
+    h.script = script
+    h.path = path
+    yield h
+    h.close()
+
+
+def db_state(name: str) -> str:
+    return BackendState.objects.get(backend__name=name).state
+
+
+def test_transitions_reach_the_database_in_batches(hosted):
+    rt = hosted.runtime
+    assert live.current() is rt
+    wait_for(lambda: all(b.state == "up" for b in rt.backends().values()))
+    assert wait_flushed(hosted.persister)
+    assert {db_state(n) for n in "abc"} == {"up"}
+    st = BackendState.objects.get(backend__name="a")
+    assert st.last_code == "L4OK"
+    assert st.counter == 3
+    assert Transition.objects.filter(backend__name="a", to_state="up", reason="L4OK").exists()
+
+
+def test_history_is_trimmed_to_the_configured_length(hosted):
+    rt = hosted.runtime
+    for _ in range(4):
+        hosted.script.healthy["192.0.2.1"] = False
+        wait_for(lambda: rt.backends()["a"].state == "down")
+        hosted.script.healthy["192.0.2.1"] = True
+        wait_for(lambda: rt.backends()["a"].state == "up")
+    wait_flushed(hosted.persister)
+    assert Transition.objects.filter(backend__name="a").count() == 3
+    assert len(rt.backends()["a"].transitions) == 3
+
+
+def test_operator_pause_through_the_service_layer_stops_probes(hosted):
+    rt = hosted.runtime
+    wait_for(lambda: rt.backends()["a"].state == "up")
+    services.set_backend_intent("d", "a", "pause", ACTOR)
+    wait_for(lambda: rt.backends()["a"].state == "paused")
+    time.sleep(0.05)
+    before = hosted.script.count["192.0.2.1"]
+    time.sleep(0.3)
+    assert hosted.script.count["192.0.2.1"] == before
+    wait_flushed(hosted.persister)
+    # The service layer wrote the transition once; the runtime did not write it again.
+    assert Transition.objects.filter(backend__name="a", to_state="paused").count() == 1
+    assert db_state("a") == "paused"
+
+
+def test_weight_override_changes_the_effective_weight(hosted):
+    rt = hosted.runtime
+    wait_for(lambda: rt.frontends()["f"].state == "up")
+    services.set_pool_weight("d", "f", "one", "b", 7, ACTOR)
+    wait_for(lambda: rt.frontends()["f"].weights[("one", "b")][1] == 7)
+
+
+def test_reload_through_the_service_layer_reaches_the_runtime(hosted):
+    rt = hosted.runtime
+    wait_for(lambda: rt.backends()["c"].state == "up")
+    hosted.path.write_text(hosted.path.read_text().replace("{ c: {} }", "{ c: { weight: 5 } }"))
+    services.reload_config("d", ACTOR)
+    wait_for(lambda: rt.frontends()["f"].weights[("two", "c")][0] == 5)
+    assert rt.backends()["c"].state == "up"
+
+
+def test_a_restart_remembers_intent_and_history(hosted):
+    rt = hosted.runtime
+    wait_for(lambda: rt.backends()["a"].state == "up")
+    services.set_backend_intent("d", "a", "disable", ACTOR)
+    wait_for(lambda: rt.backends()["a"].state == "disabled")
+    wait_flushed(hosted.persister)
+    hosted.close()
+    again = host_runtime("d", prober=Script())
+    try:
+        assert again.runtime.backends()["a"].state == "disabled"
+        assert again.runtime.backends()["a"].transitions[0]["to"] == "disabled"
+    finally:
+        again.close()

@@ -23,6 +23,7 @@ class Change:
     kind: str  # "backend-intent", "pool-weight", "config", "sync"
     deployment: str
     data: dict[str, Any] = field(default_factory=dict)
+    origin: str = ""  # "" when made in this process; else the process that sent it here
 
 
 Listener = Callable[[Change], None]

@@ -11,3 +11,12 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "maglev_site.settings")
 app = Celery("maglev")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+
+def _add_runtime_step() -> None:
+    from health.worker import RuntimeStep
+
+    app.steps["worker"].add(RuntimeStep)
+
+
+_add_runtime_step()

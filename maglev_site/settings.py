@@ -13,6 +13,8 @@ import secrets
 from pathlib import Path
 
 import dj_database_url
+from kombu import Queue
+from kombu.common import Broadcast
 
 from .env import env_bool, env_int, env_list, env_str
 
@@ -132,6 +134,14 @@ CELERY_RESULT_BACKEND = REDIS_URL or "cache+memory://"
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Tasks run on threads of the worker's main process, where the probe runtime lives.
+CELERY_WORKER_POOL = "threads"
+CELERY_TASK_QUEUES = (Queue("celery"), Broadcast("maglev_broadcast"))
+CELERY_TASK_DEFAULT_QUEUE = "celery"
+CELERY_BEAT_SCHEDULE = {
+    "maglev-housekeeping": {"task": "maglev.housekeeping", "schedule": 24 * 3600.0},
+}
+MAGLEV_WORKER_RUNTIME = env_bool("MAGLEV_WORKER_RUNTIME", True)
 
 # The programs' own settings, one MAGLEV_* variable each (SPEC §7 names).
 MAGLEV_CONFIG = env_str("MAGLEV_CONFIG", "/etc/vpp-maglev/maglev.yaml")

@@ -7,16 +7,19 @@ Used by the embedded `maglevd` and by the Celery worker bootstep alike.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from health import hooks, live
+from health.config.spec import Config
 from health.config_db import config_from_db
 from health.models import BackendState, Deployment, PoolMember, Transition
 
 from .metrics import register_collector
 from .persist import StatePersister, TransitionRecord
 from .runtime import Restored, Runtime
+from .shards import sub_config
 
 log = logging.getLogger("maglev.runtime")
 
@@ -57,7 +60,10 @@ class HostedRuntime:
 
     runtime: Runtime
     persister: StatePersister
+    full_config: Config
     undo: list[Any] = field(default_factory=list)
+    # Called with the new full config on reload, instead of applying it (sharded hosts).
+    on_config: list[Callable[[Config], None]] = field(default_factory=list)
 
     def close(self) -> None:
         for fn in reversed(self.undo):
@@ -68,12 +74,18 @@ class HostedRuntime:
             live.register(None)
 
 
-def host_runtime(deployment: str, **runtime_kwargs: Any) -> HostedRuntime:
-    """Build the deployment's runtime from the database and start it in this process."""
+def host_runtime(
+    deployment: str, *, owned_only: bool = False, **runtime_kwargs: Any
+) -> HostedRuntime:
+    """Build the deployment's runtime from the database and start it in this process.
+
+    `owned_only`: start with no backends; a shard manager hands it its part (`sharded.py`).
+    """
     dep = Deployment.objects.get(name=deployment)
+    full = config_from_db(dep)
     runtime = Runtime(
         deployment,
-        config_from_db(dep),
+        sub_config(full, []) if owned_only else full,
         restored=load_restored(dep),
         overrides=load_overrides(dep),
         **runtime_kwargs,
@@ -109,9 +121,14 @@ def host_runtime(deployment: str, **runtime_kwargs: Any) -> HostedRuntime:
             # Runs on the importing thread, which may use the ORM; the loop never does.
             current = Deployment.objects.get(name=deployment)
             persister.forget(set(runtime.config.backends))
-            runtime.apply_config(config_from_db(current))
+            hosted.full_config = config_from_db(current)
+            if hosted.on_config:
+                for fn in hosted.on_config:
+                    fn(hosted.full_config)
+            else:
+                runtime.apply_config(hosted.full_config)
 
-    hosted = HostedRuntime(runtime, persister)
+    hosted = HostedRuntime(runtime, persister, full)
     hosted.undo.append(hooks.subscribe(on_change))
     register_collector()
     persister.start()

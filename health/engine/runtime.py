@@ -98,6 +98,9 @@ class Restored:
     disabled: bool = False
     since: float | None = None
     history: list[dict[str, Any]] = field(default_factory=list)  # newest first
+    # Health to carry on with, when another process probed this backend moments ago (shard
+    # takeover); None: start unknown, as after a restart.
+    health: tuple[State, int] | None = None
 
 
 class Runtime:
@@ -220,7 +223,10 @@ class Runtime:
 
     def _add_runner(self, spec: BackendSpec, restored: Restored | None) -> Runner:
         check = self.config.healthchecks[spec.healthcheck]
-        machine = BackendMachine(check.rise, check.fall)
+        if restored is not None and restored.health is not None:
+            machine = BackendMachine(check.rise, check.fall, *restored.health)
+        else:
+            machine = BackendMachine(check.rise, check.fall)
         r = Runner(
             spec=spec,
             check=check,
@@ -236,12 +242,20 @@ class Runtime:
         self._schedule(r, spread_offset(self._interval(r), self._rng))
         return r
 
-    def apply_config(self, config: Config) -> None:
+    def apply_config(
+        self,
+        config: Config,
+        restored: dict[str, Restored] | None = None,
+        handed_off: frozenset[str] = frozenset(),
+    ) -> None:
         """Reload (thread-safe): unchanged backends keep counters and history; changed and new
-        ones start unknown; removed ones go to `removed` and stop."""
-        self.call(lambda: self._apply_config(config))
+        ones start unknown (or as `restored` says); removed ones go to `removed` and stop.
+        `handed_off` backends now belong to another process: they stop without a transition."""
+        self.call(lambda: self._apply_config(config, restored or {}, handed_off))
 
-    def _apply_config(self, config: Config) -> None:
+    def _apply_config(
+        self, config: Config, restored_new: dict[str, Restored], handed_off: frozenset[str]
+    ) -> None:
         old = self.config
         self.config = config
         changed_frontends = {
@@ -251,7 +265,7 @@ class Runtime:
         for name in removed:
             r = self._runners.pop(name)
             self._cancel(r)
-            change = r.machine.remove("config reload")
+            change = None if name in handed_off else r.machine.remove("config reload")
             if change is not None:
                 self._transition(r, change, recorded=False)
             self.metrics.forget(name)
@@ -263,7 +277,7 @@ class Runtime:
             if r is not None and r.spec == spec and r.check == check:
                 r.history = deque(r.history, config.transition_history)
                 continue
-            restored = None
+            restored = restored_new.get(name)
             if r is not None:  # changed: restart in unknown, keep history and operator intent
                 self._cancel(r)
                 restarted += 1

@@ -1,0 +1,116 @@
+"""The runtime in a Celery worker: it probes only the shards this process holds leases for.
+
+Every RENEW_EVERY seconds a lease round runs (on its own thread): shards are recomputed from the
+config, leases renewed, taken and released (`lease.ShardLeases`), and when the set of owned
+shards changes the runtime is given the matching sub-config. A shard taken over from a process
+that died carries on with the health that process last persisted, when that is recent, so the
+takeover itself makes no transitions.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Any
+
+from django.db import close_old_connections
+
+from health.checker.states import State
+from health.config.spec import Config
+from health.models import BackendState, Deployment
+
+from .host import HostedRuntime, host_runtime, load_restored
+from .lease import RENEW_EVERY, ShardLeases
+from .runtime import Restored
+from .shards import shards_of, sub_config
+
+log = logging.getLogger("maglev.shards")
+
+FRESH_HEALTH: float = 30.0  # seconds: a persisted probe this recent is trusted on takeover
+
+
+class ShardedRuntime:
+    """A hosted runtime whose backends follow this process's shard leases."""
+
+    def __init__(self, deployment: str, redis: Any, **runtime_kwargs: Any) -> None:
+        self.deployment = deployment
+        self.leases = ShardLeases(redis, deployment)
+        self.owned: set[str] = set()
+        self.full: Config | None = None
+        self.hosted: HostedRuntime | None = None
+        self._runtime_kwargs = runtime_kwargs
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._config_dirty = threading.Event()
+
+    def start(self) -> ShardedRuntime:
+        self.hosted = host_runtime(self.deployment, owned_only=True, **self._runtime_kwargs)
+        self.full = self.hosted.full_config
+        self.hosted.on_config.append(self._config_changed)
+        self._round()
+        self._thread = threading.Thread(target=self._loop, name="maglev-leases", daemon=True)
+        self._thread.start()
+        return self
+
+    @property
+    def leader(self) -> bool:
+        return self.leases.state.leader
+
+    def _config_changed(self, full: Config) -> None:
+        self.full = full
+        self._config_dirty.set()
+
+    def _loop(self) -> None:
+        while not self._stop.wait(RENEW_EVERY):
+            try:
+                self._round()
+            except Exception:
+                log.exception("lease round failed")
+
+    def _round(self) -> None:
+        assert self.hosted is not None
+        assert self.full is not None
+        full = self.full
+        shards = shards_of(full)
+        owned = self.leases.round(shards)
+        if owned == self.owned and not self._config_dirty.is_set():
+            return
+        self._config_dirty.clear()
+        mine = [shards[s] for s in owned if s in shards]
+        new_backends = set().union(*(s.backends for s in mine)) if mine else set()
+        running = set(self.hosted.runtime.config.backends)
+        restored = self._restored(new_backends - running)
+        handed_off = frozenset(b for b in running - new_backends if b in full.backends)
+        self.hosted.runtime.apply_config(sub_config(full, mine), restored, handed_off)
+        log.info(
+            "shards changed",
+            extra={"owned": len(owned), "backends": len(new_backends), "leader": self.leader},
+        )
+        self.owned = owned
+
+    def _restored(self, names: set[str]) -> dict[str, Restored]:
+        """DB memory of backends we take over; their health too when it is fresh."""
+        if not names:
+            return {}
+        close_old_connections()
+        dep = Deployment.objects.get(name=self.deployment)
+        restored = {n: r for n, r in load_restored(dep).items() if n in names}
+        now = time.time()
+        rows = BackendState.objects.filter(backend__deployment=dep, backend__name__in=names)
+        for st in rows.select_related("backend"):
+            r = restored.get(st.backend.name)
+            fresh = (
+                st.last_probe_at is not None and now - st.last_probe_at.timestamp() < FRESH_HEALTH
+            )
+            if r is not None and fresh and st.state in ("up", "down"):
+                r.health = (State(st.state), st.counter)
+        return restored
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(5)
+        self.leases.release_all()
+        if self.hosted is not None:
+            self.hosted.close()

@@ -19,6 +19,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from . import hooks
+from .checker.counter import HealthCounter, StateError
 from .checker.states import State
 from .config import ConfigError, ConfigIssue, StructureError, dump_config, parse_config
 from .config.spec import Config
@@ -166,21 +167,19 @@ def ensure_admin_owns_config(dep: Deployment) -> None:
 
 
 def _next_state(st: BackendState, action: str) -> State | None:
-    """The state `action` leads to, None when it changes nothing; raises when not allowed."""
-    disabled = st.disabled
-    if action in ("pause", "resume") and disabled:
-        raise FailedPrecondition(
-            f"backend {st.backend.name!r} is disabled; enable it before you {action} it"
-        )
-    if action == "pause":
-        return None if st.paused else State.PAUSED
-    if action == "resume":
-        return State.UNKNOWN if st.paused else None
-    if action == "disable":
-        return None if disabled else State.DISABLED
-    if action == "enable":
-        return State.UNKNOWN if disabled else None
-    raise InvalidArgument(f"unknown action {action!r}; use one of {', '.join(INTENT_ACTIONS)}")
+    """The state `action` leads to (None: no change), by the state machine's own rules."""
+    if action not in INTENT_ACTIONS:
+        raise InvalidArgument(f"unknown action {action!r}; use one of {', '.join(INTENT_ACTIONS)}")
+    machine = HealthCounter(2, 3, State(st.state))  # rise/fall do not matter for intent
+    try:
+        change = getattr(machine, action)()
+    except StateError as exc:
+        if exc.state is State.DISABLED:
+            raise FailedPrecondition(
+                f"backend {st.backend.name!r} is disabled; enable it before you {action} it"
+            ) from None
+        raise FailedPrecondition(f"backend {st.backend.name!r}: {exc}") from None
+    return None if change is None else change.to_state
 
 
 def set_backend_intent(deployment: str, backend: str, action: str, actor: Actor) -> State:

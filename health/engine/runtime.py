@@ -25,8 +25,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from health import events, live
-from health.checker.machine import BackendMachine, StateChange
+from health.checker.counter import HealthCounter, StateError, Transition
 from health.checker.states import FrontendState, State
+from health.checker.timing import first_delay, next_delay, spread_start
 from health.checker.weights import FrontendWeights, frontend_weights
 from health.config.spec import BackendSpec, Config, FrontendSpec, HealthcheckSpec
 from health.errors import Unavailable
@@ -36,22 +37,10 @@ from .metrics import TRANSITIONS, ProbeMetrics
 
 log = logging.getLogger("maglev.runtime")
 
-JITTER: float = 0.1  # ±10% on every next interval, so probes of many backends don't align
-
-
-def jittered(interval: float, rng: random.Random) -> float:
-    return interval * (1.0 + rng.uniform(-JITTER, JITTER))
-
-
-def spread_offset(interval: float, rng: random.Random) -> float:
-    """The first probe's delay: anywhere in the first interval, so a start is not one tick."""
-    return rng.uniform(0.0, interval)
-
-
 Prober = Callable[..., Awaitable[ProbeResult]]
 # (frontends whose weights changed, backend addresses whose state asks for a flush now)
 FrontendListener = Callable[[set[str], set[str]], None]
-TransitionListener = Callable[[str, StateChange, bool], None]
+TransitionListener = Callable[[str, Transition, bool], None]
 
 
 @dataclass(eq=False)
@@ -60,7 +49,7 @@ class Runner:
 
     spec: BackendSpec
     check: HealthcheckSpec
-    machine: BackendMachine
+    machine: HealthCounter
     history: deque[dict[str, Any]]
     generation: int = 0  # bumped on pause/reload so an in-flight result is dropped
     handle: asyncio.TimerHandle | None = None
@@ -207,8 +196,10 @@ class Runtime:
 
     def _start_all(self) -> None:
         self._index_frontends()
-        for spec in self.config.backends.values():
-            self._add_runner(spec, self._restored.get(spec.name))
+        specs = list(self.config.backends.values())
+        intervals = [self.config.healthchecks[b.healthcheck].effective_fast_interval for b in specs]
+        for spec, delay in zip(specs, spread_start(intervals, self._rng.random), strict=True):
+            self._add_runner(spec, self._restored.get(spec.name), delay)
         self._recompute(set(self.config.frontends), publish=False)
         log.info(
             "runtime started",
@@ -221,12 +212,14 @@ class Runtime:
             for name in f.backend_names():
                 self._users.setdefault(name, set()).add(f.name)
 
-    def _add_runner(self, spec: BackendSpec, restored: Restored | None) -> Runner:
+    def _add_runner(
+        self, spec: BackendSpec, restored: Restored | None, delay: float | None = None
+    ) -> Runner:
         check = self.config.healthchecks[spec.healthcheck]
         if restored is not None and restored.health is not None:
-            machine = BackendMachine(check.rise, check.fall, *restored.health)
+            machine = HealthCounter(check.rise, check.fall, *restored.health)
         else:
-            machine = BackendMachine(check.rise, check.fall)
+            machine = HealthCounter(check.rise, check.fall)
         r = Runner(
             spec=spec,
             check=check,
@@ -239,7 +232,9 @@ class Runtime:
         elif restored and restored.paused:
             machine.pause("restored")
         self._runners[spec.name] = r
-        self._schedule(r, spread_offset(self._interval(r), self._rng))
+        self._schedule(
+            r, first_delay(self._interval(r), self._rng.random) if delay is None else delay
+        )
         return r
 
     def apply_config(
@@ -291,7 +286,7 @@ class Runtime:
             nr = self._add_runner(spec, restored)
             changed_frontends |= self._users.get(name, set())
             if r is not None and r.machine.state is not nr.machine.state:
-                change = StateChange(r.machine.state, nr.machine.state, "config reload")
+                change = Transition(r.machine.state, nr.machine.state, "config reload")
                 self._transition(nr, change, recorded=False)
         self._index_frontends()
         for name in list(self._frontends):
@@ -320,15 +315,15 @@ class Runtime:
             return
         method = getattr(r.machine, action)
         try:
-            change = method(f"{action} by operator")
-        except Exception as exc:  # the service layer checked; a race is only logged
+            change = method()
+        except StateError as exc:  # the service layer checked; a race is only logged
             log.warning("intent not applied", extra={"backend": backend, "error": str(exc)})
             return
         if change is None:
             return
         self._cancel(r)
         if r.machine.state is State.UNKNOWN:
-            self._schedule(r, spread_offset(self._interval(r), self._rng))
+            self._schedule(r, first_delay(self._interval(r), self._rng.random))
         self._transition(r, change, recorded=recorded)
 
     def set_override(
@@ -350,12 +345,7 @@ class Runtime:
     # -- probing ------------------------------------------------------------------------------
 
     def _interval(self, r: Runner) -> float:
-        settled = r.machine.settled
-        if settled == "up":
-            return r.check.interval
-        if settled == "down":
-            return r.check.effective_down_interval
-        return r.check.effective_fast_interval
+        return r.machine.interval(r.check) or r.check.effective_fast_interval
 
     def _schedule(self, r: Runner, delay: float) -> None:
         if r.machine.state in (State.PAUSED, State.DISABLED, State.REMOVED):
@@ -401,11 +391,11 @@ class Runtime:
         change = r.machine.record(result.ok, result.reason)
         if change is not None:
             self._transition(r, change, recorded=False)
-        self._schedule(r, jittered(self._interval(r), self._rng))
+        self._schedule(r, next_delay(self._interval(r), self._rng.random))
 
     # -- transitions and weights -----------------------------------------------------------------
 
-    def _transition(self, r: Runner, change: StateChange, *, recorded: bool) -> None:
+    def _transition(self, r: Runner, change: Transition, *, recorded: bool) -> None:
         now = self._clock()
         name = r.spec.name
         r.since = now

@@ -15,7 +15,6 @@ import time
 import pytest
 
 from health import events
-from health.checker.states import State
 from health.config import parse_config
 from health.engine.runtime import Restored, Runtime
 from health.probes.result import ProbeResult

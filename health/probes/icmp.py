@@ -1,0 +1,268 @@
+"""ICMP echo probe over one shared socket per (namespace, family, source address) and loop.
+
+A raw socket (CAP_NET_RAW) is tried first, then an unprivileged ping socket (SOCK_DGRAM,
+IPPROTO_ICMP; needs net.ipv4.ping_group_range to cover our gid). Replies are matched to
+probes by (source address, sequence) and, on raw sockets, our identifier; a ping socket's
+kernel rewrites the identifier and only delivers our own replies. One reader per socket hands
+each reply to its probe, so concurrent probes never steal each other's replies and 10k
+probes/s need no socket per probe. On raw sockets an ICMP error quoting our echo (destination
+unreachable, time exceeded) fails the probe at once with L3UNR instead of waiting for L3TOUT.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import random
+import socket
+import struct
+import time
+from typing import Final
+
+from health.probes.netns import NetnsSockets
+from health.probes.result import L3OK, L3TOUT, L3UNR, SOCKERR, SRCADDR, ProbeFailure, ProbeResult
+
+PAYLOAD: Final = b"vpp-maglev probe"  # 16 bytes after the echo header: easy to spot in captures
+RECV_SIZE: Final = 2048  # an echo reply or an ICMP error quoting our echo fits easily
+RCVBUF: Final = 1 << 20  # bytes of socket receive buffer so bursts of replies are not dropped
+MODES: Final = ("auto", "raw", "dgram")  # auto: raw, then ping socket when raw is not permitted
+_SOL_RAW: Final = 255  # socket.SOL_RAW is missing from Python's socket module
+_ICMP_FILTER: Final = 1  # SOL_RAW option: bitmask of ICMPv4 types to drop in the kernel
+_ICMP6_FILTER: Final = 1  # IPPROTO_ICMPV6 option: 256-bit mask of ICMPv6 types to drop
+
+# Per family: (echo request type, echo reply type, ICMP error types).
+_TYPES: Final = {socket.AF_INET: (8, 0, (3, 11)), socket.AF_INET6: (128, 129, (1, 3))}
+_UNREACHABLE_ERRNOS: Final = frozenset({errno.ENETUNREACH, errno.EHOSTUNREACH, errno.EADDRNOTAVAIL})
+
+
+def _checksum(data: bytes) -> int:
+    if len(data) % 2:
+        data += b"\0"
+    total = sum(struct.unpack(f"!{len(data) // 2}H", data))
+    total = (total >> 16) + (total & 0xFFFF)
+    total += total >> 16
+    return ~total & 0xFFFF
+
+
+def echo_request(family: int, ident: int, seq: int) -> bytes:
+    """An echo request; the checksum matters only for IPv4 raw (the kernel does the rest)."""
+    kind = _TYPES[family][0]
+    header = struct.pack("!BBHHH", kind, 0, 0, ident, seq)
+    if family == socket.AF_INET:
+        header = struct.pack("!BBHHH", kind, 0, _checksum(header + PAYLOAD), ident, seq)
+    return header + PAYLOAD
+
+
+class _Ping:
+    __slots__ = ("channel", "future", "key", "started", "timer")
+
+    def __init__(self, channel: IcmpChannel, key: tuple[bytes, int], started: float) -> None:
+        self.channel = channel
+        self.key = key
+        self.started = started
+        self.future: asyncio.Future[ProbeResult] = channel.loop.create_future()
+        self.timer: asyncio.TimerHandle | None = None
+
+    def finish(self, ok: bool, code: str, detail: str) -> None:
+        self.channel.pending.pop(self.key, None)
+        if self.timer is not None:
+            self.timer.cancel()
+        if not self.future.done():
+            latency = time.perf_counter() - self.started
+            self.future.set_result(ProbeResult(ok, code, detail, latency))
+
+    def on_timeout(self) -> None:
+        self.timer = None
+        self.finish(False, L3TOUT, "no echo reply before the timeout")
+
+    def forget(self) -> None:
+        """The probe was cancelled: stop waiting."""
+        self.channel.pending.pop(self.key, None)
+        if self.timer is not None:
+            self.timer.cancel()
+
+
+class IcmpChannel:
+    """One ICMP socket with a reader that hands each reply to the probe waiting for it."""
+
+    __slots__ = ("family", "ident", "loop", "pending", "raw", "seq", "sock")
+
+    def __init__(
+        self, loop: asyncio.AbstractEventLoop, sock: socket.socket, family: int, raw: bool
+    ) -> None:
+        self.loop = loop
+        self.sock = sock
+        self.family = family
+        self.raw = raw
+        self.ident = random.getrandbits(16)  # raw only: the kernel picks it for ping sockets
+        self.seq = random.getrandbits(16)
+        self.pending: dict[tuple[bytes, int], _Ping] = {}
+        with contextlib.suppress(OSError):  # a smaller buffer still works
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RCVBUF)
+        if raw:
+            # Let the kernel drop every type we don't read (a set bit means drop).
+            _, reply, errors = _TYPES[family]
+            wanted = (1 << reply) | sum(1 << t for t in errors)
+            if family == socket.AF_INET:
+                sock.setsockopt(_SOL_RAW, _ICMP_FILTER, struct.pack("I", ~wanted & 0xFFFFFFFF))
+            else:
+                words = [~(wanted >> (32 * i)) & 0xFFFFFFFF for i in range(8)]
+                sock.setsockopt(socket.IPPROTO_ICMPV6, _ICMP6_FILTER, struct.pack("8I", *words))
+        loop.add_reader(sock.fileno(), self._on_readable)
+
+    def ping(self, address: str, packed: bytes, started: float, deadline: float) -> _Ping:
+        """Send one echo; the returned _Ping's future gets the result by `deadline`."""
+        seq = self.seq
+        for _ in range(0x10000):
+            seq = (seq + 1) & 0xFFFF
+            if (packed, seq) not in self.pending:
+                break
+        else:
+            raise ProbeFailure(SOCKERR, "65536 echoes in flight to one address")
+        self.seq = seq
+        sockaddr = (address, 0) if self.family == socket.AF_INET else (address, 0, 0, 0)
+        try:
+            self.sock.sendto(echo_request(self.family, self.ident, seq), sockaddr)
+        except OSError as exc:
+            code = L3UNR if exc.errno in _UNREACHABLE_ERRNOS else SOCKERR
+            raise ProbeFailure(code, f"send echo: {exc.strerror or exc}") from None
+        waiter = _Ping(self, (packed, seq), started)
+        self.pending[waiter.key] = waiter
+        waiter.timer = self.loop.call_at(deadline, waiter.on_timeout)
+        return waiter
+
+    def _on_readable(self) -> None:
+        while True:
+            try:
+                data, addr = self.sock.recvfrom(RECV_SIZE)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:
+                return  # an error queued on the socket; replies keep coming
+            try:
+                self._dispatch(data, addr[0])
+            except (struct.error, IndexError, OSError, ValueError):
+                continue  # truncated or foreign packet
+
+    def _dispatch(self, data: bytes, source: str) -> None:
+        family = self.family
+        offset = (data[0] & 0x0F) * 4 if self.raw and family == socket.AF_INET else 0
+        kind, code = data[offset], data[offset + 1]
+        _, reply, errors = _TYPES[family]
+        if kind == reply:
+            ident, seq = struct.unpack_from("!HH", data, offset + 4)
+            if self.raw and ident != self.ident:
+                return
+            packed = socket.inet_pton(family, source.split("%", 1)[0])
+            waiter = self.pending.get((packed, seq))
+            if waiter is not None:
+                waiter.finish(True, L3OK, "echo reply")
+        elif kind in errors:
+            inner = offset + 8  # the quoted packet: IP header, then our echo header
+            if family == socket.AF_INET:
+                target = data[inner + 16 : inner + 20]
+                inner += (data[inner] & 0x0F) * 4
+            else:
+                target = data[inner + 24 : inner + 40]
+                inner += 40
+            if data[inner] != _TYPES[family][0]:
+                return
+            ident, seq = struct.unpack_from("!HH", data, inner + 4)
+            if self.raw and ident != self.ident:
+                return
+            waiter = self.pending.get((bytes(target), seq))
+            if waiter is not None:
+                detail = f"ICMP error type {kind} code {code} from {source}"
+                waiter.finish(False, L3UNR, detail)
+
+    def close(self) -> None:
+        if not self.loop.is_closed():
+            self.loop.remove_reader(self.sock.fileno())
+        self.sock.close()
+        for waiter in list(self.pending.values()):
+            waiter.finish(False, SOCKERR, "ICMP socket closed")
+
+
+_ChannelKey = tuple[str | None, int, str | None, str]
+_channels: dict[_ChannelKey, IcmpChannel] = {}
+_opening: dict[_ChannelKey, asyncio.Future[IcmpChannel]] = {}
+
+
+async def _new_socket(family: int, kind: int, netns: NetnsSockets | None) -> socket.socket:
+    proto = socket.IPPROTO_ICMP if family == socket.AF_INET else socket.IPPROTO_ICMPV6
+    if netns is not None:
+        return await netns.socket(family, kind, proto)
+    sock = socket.socket(family, kind, proto)
+    sock.setblocking(False)
+    return sock
+
+
+async def _open_channel(
+    loop: asyncio.AbstractEventLoop,
+    family: int,
+    source: str | None,
+    netns: NetnsSockets | None,
+    mode: str,
+) -> IcmpChannel:
+    tried: list[str] = []
+    for kind in (socket.SOCK_RAW, socket.SOCK_DGRAM):
+        raw = kind == socket.SOCK_RAW
+        if (mode == "raw" and not raw) or (mode == "dgram" and raw):
+            continue
+        label = "raw socket" if raw else "ping socket"
+        try:
+            sock = await _new_socket(family, kind, netns)
+        except PermissionError as exc:
+            tried.append(f"{label}: {exc.strerror}")
+            continue
+        except OSError as exc:
+            raise ProbeFailure(SOCKERR, f"ICMP {label}: {exc.strerror or exc}") from None
+        if source is not None:
+            try:
+                sock.bind((source, 0))
+            except OSError as exc:
+                sock.close()
+                raise ProbeFailure(SRCADDR, f"bind {source}: {exc.strerror or exc}") from None
+        return IcmpChannel(loop, sock, family, raw)
+    hint = "needs CAP_NET_RAW or a net.ipv4.ping_group_range that covers our group"
+    raise ProbeFailure(SOCKERR, f"ICMP not permitted ({'; '.join(tried)}): {hint}")
+
+
+async def channel_for(
+    family: int, source: str | None, netns: NetnsSockets | None, mode: str = "auto"
+) -> IcmpChannel:
+    """The shared channel for this loop, namespace, family and source (made on first use)."""
+    loop = asyncio.get_running_loop()
+    key = (netns.name if netns is not None else None, family, source, mode)
+    channel = _channels.get(key)
+    if channel is not None:
+        if channel.loop is loop:
+            return channel
+        del _channels[key]  # left by another (test) loop
+        channel.close()
+    opening = _opening.get(key)
+    if opening is not None and opening.get_loop() is loop:
+        return await asyncio.shield(opening)
+    opening = _opening[key] = loop.create_future()
+    try:
+        channel = await _open_channel(loop, family, source, netns, mode)
+    except BaseException as exc:
+        if isinstance(exc, Exception):
+            opening.set_exception(exc)
+            opening.exception()  # retrieved: waiters re-raise it, no "never retrieved" noise
+        else:
+            opening.cancel()
+        raise
+    finally:
+        del _opening[key]
+    _channels[key] = channel
+    opening.set_result(channel)
+    return channel
+
+
+def close_icmp_channels() -> None:
+    """Close every shared ICMP socket (shutdown, or between test event loops)."""
+    for channel in list(_channels.values()):
+        channel.close()
+    _channels.clear()

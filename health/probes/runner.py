@@ -1,0 +1,245 @@
+"""The probe entry point: one Prober per backend, `await prober.run()` per probe.
+
+A Prober prepares everything that does not change between probes (socket address, request
+bytes, accepted statuses, compiled regex, TLS context) so a probe only opens a socket, talks
+and closes it. `run()` never raises (except CancelledError): every failure, including a
+namespace that can't be entered, a source address that can't be bound and a bug in the probe
+code, is a ProbeResult with a code. The healthcheck's `timeout` is a hard deadline for all of
+it, the socket set-up included.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import socket
+import ssl
+import time
+from typing import Final
+
+from health.config.spec import CheckType, HealthcheckSpec
+from health.probes import http, icmp
+from health.probes.netns import close_all_netns, get_netns
+from health.probes.result import (
+    INTERNAL,
+    L4TOUT,
+    L6RSP,
+    SOCKERR,
+    SRCADDR,
+    ProbeFailure,
+    ProbeResult,
+)
+from health.probes.stream import StreamCheck
+from health.probes.tcp import TcpCheck, encode_text
+
+# Linux: let connect() pick the port after bind(addr, 0), so a bound source address does not
+# use up a port per probe across all backends (socket.IP_BIND_ADDRESS_NO_PORT is 3.12+).
+IP_BIND_ADDRESS_NO_PORT: Final = getattr(socket, "IP_BIND_ADDRESS_NO_PORT", 24)
+
+PROBER_CACHE_SIZE: Final = 100_000  # prepared Probers kept by run_probe (~0.5 KB each)
+
+Address = ipaddress.IPv4Address | ipaddress.IPv6Address | str
+
+
+class Prober:
+    """Probes one backend address with one healthcheck; build once, run many times."""
+
+    __slots__ = (
+        "_accepted",
+        "_body_re",
+        "_expect",
+        "_expect_text",
+        "_head",
+        "_icmp_mode",
+        "_netns",
+        "_packed",
+        "_request",
+        "_send",
+        "_server_hostname",
+        "_tls",
+        "address",
+        "family",
+        "sockaddr",
+        "source",
+        "spec",
+    )
+
+    def __init__(
+        self,
+        spec: HealthcheckSpec,
+        address: Address,
+        *,
+        netns: str | None = None,
+        version: str = http.VERSION,
+        tls_context: ssl.SSLContext | None = None,
+        icmp_mode: str = "auto",
+    ) -> None:
+        """`netns`: namespace name (healthchecker.netns) or None for ours; `version`: the
+        User-Agent version; `tls_context`: overrides the verify-on/off default contexts;
+        `icmp_mode`: auto, raw or dgram. Raises ValueError for a spec that can't be probed."""
+        ip = ipaddress.ip_address(address)
+        self.spec = spec
+        self.address = str(ip)
+        self._packed = ip.packed
+        self.family = socket.AF_INET if ip.version == 4 else socket.AF_INET6
+        source = spec.source_ipv4 if ip.version == 4 else spec.source_ipv6
+        self.source = str(source) if source is not None else None
+        self._netns = get_netns(netns) if netns else None
+        if icmp_mode not in icmp.MODES:
+            raise ValueError(f"icmp_mode must be one of {icmp.MODES}")
+        self._icmp_mode = icmp_mode
+        port = spec.effective_port
+        if spec.type != CheckType.ICMP and port is None:
+            raise ValueError(f"healthcheck {spec.name!r}: {spec.type} needs a port")
+        port = port or 0
+        self.sockaddr = (self.address, port) if ip.version == 4 else (self.address, port, 0, 0)
+        self._send = encode_text(spec.send)
+        self._expect = encode_text(spec.expect)
+        self._request = b""
+        self._accepted: frozenset[int] = frozenset()
+        self._expect_text = ""
+        self._body_re = None
+        self._head = spec.method == "HEAD"
+        self._tls = None
+        self._server_hostname = None
+        if spec.type in (CheckType.HTTP, CheckType.HTTPS):
+            self._request = http.build_request(spec, self.address, port, version)
+            self._accepted = http.accepted_statuses(spec.expect_status)
+            self._expect_text = http.ranges_text(spec.expect_status)
+            if spec.expect_body:
+                self._body_re = http.compile_body(spec.expect_body)
+            if spec.type == CheckType.HTTPS:
+                self._tls = tls_context or http.tls_context(spec.verify)
+                self._server_hostname = http.server_hostname(spec, self.address)
+
+    async def run(self) -> ProbeResult:
+        """One probe over a fresh connection (or echo); always returns a ProbeResult."""
+        loop = asyncio.get_running_loop()
+        # perf_counter for the latency: uvloop's loop.time() has millisecond steps.
+        started = time.perf_counter()
+        deadline = loop.time() + self.spec.timeout
+        try:
+            if self.spec.type == CheckType.ICMP:
+                return await self._ping(loop, started, deadline)
+            if self._netns is None:
+                try:
+                    sock = socket.socket(self.family, socket.SOCK_STREAM)
+                except OSError as exc:
+                    raise ProbeFailure(SOCKERR, f"socket: {exc.strerror or exc}") from None
+                sock.setblocking(False)
+            else:
+                sock = await self._netns_socket(deadline)
+            check = self._check(loop, sock, started)
+            check.start(self.sockaddr, deadline)
+            try:
+                return await check.future
+            except asyncio.CancelledError:
+                check.abort()
+                raise
+        except ProbeFailure as failure:
+            return ProbeResult(False, failure.code, failure.detail, time.perf_counter() - started)
+        except Exception as exc:
+            detail = f"{type(exc).__name__}: {exc}"
+            return ProbeResult(False, INTERNAL, detail, time.perf_counter() - started)
+
+    async def _netns_socket(self, deadline: float) -> socket.socket:
+        try:
+            async with asyncio.timeout_at(deadline):
+                return await self._netns.socket(self.family, socket.SOCK_STREAM)
+        except TimeoutError:
+            raise ProbeFailure(L4TOUT, "timed out making the socket in the namespace") from None
+        except OSError as exc:
+            raise ProbeFailure(SOCKERR, f"socket: {exc.strerror or exc}") from None
+
+    def _check(
+        self, loop: asyncio.AbstractEventLoop, sock: socket.socket, started: float
+    ) -> StreamCheck:
+        try:
+            if self.source is not None:
+                self._bind(sock)
+            if self.spec.type == CheckType.TCP:
+                return TcpCheck(loop, sock, started, self._send, self._expect)
+            return http.HttpCheck(
+                loop,
+                sock,
+                started,
+                self._request,
+                self._accepted,
+                self._expect_text,
+                self._body_re,
+                self._head,
+                self._tls,
+                self._server_hostname,
+            )
+        except ssl.SSLError as exc:
+            sock.close()
+            raise ProbeFailure(L6RSP, f"TLS set-up: {exc}") from None
+        except BaseException:
+            sock.close()
+            raise
+
+    def _bind(self, sock: socket.socket) -> None:
+        try:
+            sock.setsockopt(socket.SOL_IP, IP_BIND_ADDRESS_NO_PORT, 1)
+            sock.bind((self.source, 0))
+        except OSError as exc:
+            raise ProbeFailure(SRCADDR, f"bind {self.source}: {exc.strerror or exc}") from None
+
+    async def _ping(
+        self, loop: asyncio.AbstractEventLoop, started: float, deadline: float
+    ) -> ProbeResult:
+        try:
+            async with asyncio.timeout_at(deadline):
+                channel = await icmp.channel_for(
+                    self.family, self.source, self._netns, self._icmp_mode
+                )
+        except TimeoutError:
+            raise ProbeFailure(SOCKERR, "timed out opening the ICMP socket") from None
+        waiter = channel.ping(self.address, self._packed, started, deadline)
+        try:
+            return await waiter.future
+        except asyncio.CancelledError:
+            waiter.forget()
+            raise
+
+
+_probers: dict[tuple, Prober] = {}
+
+
+async def run_probe(
+    spec: HealthcheckSpec,
+    address: Address,
+    *,
+    netns: str | None = None,
+    version: str = http.VERSION,
+    tls_context: ssl.SSLContext | None = None,
+    icmp_mode: str = "auto",
+) -> ProbeResult:
+    """Probe `address` once with `spec`. The prepared Prober is cached per (spec, address,
+    netns, version, mode), so calling this every interval costs about what Prober.run does."""
+    key = (spec, address, netns, version, icmp_mode)
+    prober = _probers.get(key) if tls_context is None else None
+    if prober is None:
+        try:
+            prober = Prober(
+                spec,
+                address,
+                netns=netns,
+                version=version,
+                tls_context=tls_context,
+                icmp_mode=icmp_mode,
+            )
+        except ValueError as exc:
+            return ProbeResult(False, INTERNAL, f"cannot probe: {exc}")
+        if tls_context is None:
+            if len(_probers) >= PROBER_CACHE_SIZE:
+                _probers.clear()  # a reload changed most specs: start over
+            _probers[key] = prober
+    return await prober.run()
+
+
+def close_probe_resources() -> None:
+    """Close shared ICMP sockets and namespace helper threads (shutdown, tests)."""
+    _probers.clear()
+    icmp.close_icmp_channels()
+    close_all_netns()

@@ -1,0 +1,322 @@
+"""The connection part of TCP and HTTP(S) probes, driven by event-loop callbacks.
+
+No coroutines and no transports on the hot path: a probe is one object that registers
+reader/writer callbacks on its socket and resolves one future with a ProbeResult. This costs
+about half the CPU of asyncio streams and behaves the same on uvloop and the default loop,
+and the socket may come from another network namespace (see netns.py). The phase the probe is
+in when the deadline fires picks the timeout code, as in HAProxy: connect → L4TOUT, TLS
+handshake → L6TOUT, waiting for the reply → L7TOUT.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import os
+import socket
+import ssl
+import struct
+import time
+from typing import Final
+
+from health.probes.result import (
+    INTERNAL,
+    L4CON,
+    L4TOUT,
+    L6RSP,
+    L6TOUT,
+    L7RSP,
+    L7TOUT,
+    ProbeResult,
+)
+
+RECV_SIZE: Final = 65536  # bytes per recv(); replies are bounded further by each check
+# Close with RST (SO_LINGER 0): no TIME_WAIT per probe, as HAProxy's checks do, so 10k probes/s
+# don't exhaust the ephemeral ports towards one backend.
+LINGER_ABORT: Final = struct.pack("ii", 1, 0)
+
+CONNECT: Final = 0  # phase: TCP connect in progress
+TLS: Final = 1  # phase: TLS handshake in progress
+REPLY: Final = 2  # phase: request sent or being sent, waiting for the reply
+_TIMEOUT_CODES: Final = {CONNECT: L4TOUT, TLS: L6TOUT, REPLY: L7TOUT}
+_TIMEOUT_DETAILS: Final = {
+    CONNECT: "connect timed out",
+    TLS: "TLS handshake timed out",
+    REPLY: "no complete reply before the timeout",
+}
+
+
+class StreamCheck:
+    """One probe over one fresh TCP connection, optionally wrapped in TLS.
+
+    Subclasses implement `connected()` (send the request), `on_data()` and `on_eof()` for the
+    plaintext stream, and call `succeed()`/`fail()`. `future` gets exactly one ProbeResult.
+    """
+
+    __slots__ = (
+        "_out",
+        "_reading",
+        "_timer",
+        "_tls",
+        "_tls_in",
+        "_tls_out",
+        "_writing",
+        "fd",
+        "future",
+        "loop",
+        "phase",
+        "sock",
+        "started",  # time.perf_counter() at the start, for the latency
+    )
+
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        sock: socket.socket,
+        started: float,
+        tls_context: ssl.SSLContext | None = None,
+        server_hostname: str | None = None,
+    ) -> None:
+        self.loop = loop
+        self.sock = sock
+        self.fd = sock.fileno()
+        self.started = started
+        self.future: asyncio.Future[ProbeResult] = loop.create_future()
+        self.phase = CONNECT
+        self._timer: asyncio.TimerHandle | None = None
+        self._reading = False
+        self._writing = False
+        self._out = b""  # bytes the socket did not take yet
+        if tls_context is None:
+            self._tls = self._tls_in = self._tls_out = None
+        else:
+            self._tls_in = ssl.MemoryBIO()
+            self._tls_out = ssl.MemoryBIO()
+            self._tls = tls_context.wrap_bio(
+                self._tls_in, self._tls_out, server_hostname=server_hostname
+            )
+
+    # -- life cycle ---------------------------------------------------------------------------
+
+    def start(self, sockaddr: tuple, deadline: float) -> None:
+        """Start connecting; the result arrives in `future` by `deadline` at the latest."""
+        self._timer = self.loop.call_at(deadline, self._on_timeout)
+        try:
+            err = self.sock.connect_ex(sockaddr)
+        except OSError as exc:
+            err = exc.errno or errno.EINVAL
+        if err == errno.EINPROGRESS:
+            self._writing = True
+            self.loop.add_writer(self.fd, self._on_connect)
+        elif err == 0:
+            self._established()
+        else:
+            self.fail(L4CON, os.strerror(err))
+
+    def abort(self) -> None:
+        """Drop the probe without a result (its task was cancelled)."""
+        if not self.future.done():
+            self.future.cancel()
+        self._close()
+
+    def _close(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        if self._reading:
+            self._reading = False
+            self.loop.remove_reader(self.fd)
+        if self._writing:
+            self._writing = False
+            self.loop.remove_writer(self.fd)
+        if self.sock.fileno() >= 0:
+            try:  # noqa: SIM105 - hot path: no context manager object per probe
+                self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, LINGER_ABORT)
+            except OSError:
+                pass  # already reset by the peer: nothing to abort
+            self.sock.close()
+
+    def _finish(self, result: ProbeResult) -> None:
+        self._close()
+        if not self.future.done():
+            self.future.set_result(result)
+
+    def succeed(self, code: str, detail: str, http_status: int | None = None) -> None:
+        latency = time.perf_counter() - self.started
+        self._finish(ProbeResult(True, code, detail, latency, http_status))
+
+    def fail(self, code: str, detail: str, http_status: int | None = None) -> None:
+        latency = time.perf_counter() - self.started
+        self._finish(ProbeResult(False, code, detail, latency, http_status))
+
+    def _crash(self, exc: BaseException) -> None:
+        self.fail(INTERNAL, f"{type(exc).__name__}: {exc}")
+
+    def _on_timeout(self) -> None:
+        self._timer = None
+        self.fail(_TIMEOUT_CODES[self.phase], _TIMEOUT_DETAILS[self.phase])
+
+    # -- connect ------------------------------------------------------------------------------
+
+    def _on_connect(self) -> None:
+        try:
+            self._writing = False
+            self.loop.remove_writer(self.fd)
+            err = self.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+            if err:
+                self.fail(L4CON, os.strerror(err))
+            else:
+                self._established()
+        except Exception as exc:
+            self._crash(exc)
+
+    def _established(self) -> None:
+        if self._tls is None:
+            self.phase = REPLY
+            self.connected()
+        else:
+            self.phase = TLS
+            self._handshake()
+
+    # -- subclass interface -------------------------------------------------------------------
+
+    def connected(self) -> None:
+        """The connection (and TLS) is up: send the request or decide."""
+        raise NotImplementedError
+
+    def on_data(self, data: bytes) -> None:
+        """Plaintext reply bytes arrived."""
+        raise NotImplementedError
+
+    def on_eof(self) -> None:
+        """The peer closed its side."""
+        raise NotImplementedError
+
+    def send(self, data: bytes) -> None:
+        """Send plaintext; TLS-wrapped when the probe uses TLS."""
+        if self._tls is not None:
+            self._tls.write(data)
+            data = self._tls_out.read()
+        self._send_raw(data)
+
+    def want_read(self) -> None:
+        if not self._reading:
+            self._reading = True
+            self.loop.add_reader(self.fd, self._on_readable)
+
+    # -- I/O ------------------------------------------------------------------------------------
+
+    def _send_raw(self, data: bytes) -> None:
+        if self._out:
+            self._out += data
+            return
+        if not data:
+            return
+        try:
+            sent = self.sock.send(data)
+        except (BlockingIOError, InterruptedError):
+            sent = 0
+        except OSError as exc:
+            self._io_error(exc)
+            return
+        if sent < len(data):
+            self._out = data[sent:]
+            self._writing = True
+            self.loop.add_writer(self.fd, self._on_writable)
+
+    def _on_writable(self) -> None:
+        try:
+            sent = self.sock.send(self._out)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError as exc:
+            self._io_error(exc)
+            return
+        except Exception as exc:
+            self._crash(exc)
+            return
+        self._out = self._out[sent:]
+        if not self._out:
+            self._writing = False
+            self.loop.remove_writer(self.fd)
+            self.sent_all()
+
+    def sent_all(self) -> None:
+        """A send that had to wait for the socket has finished (hook; rarely needed)."""
+
+    def _io_error(self, exc: OSError) -> None:
+        reason = exc.strerror or str(exc)
+        if self.phase == TLS:
+            self.fail(L6RSP, f"TLS handshake: {reason}")
+        else:
+            self.fail(L7RSP, reason)
+
+    def _on_readable(self) -> None:
+        try:
+            data = self.sock.recv(RECV_SIZE)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError as exc:
+            self._io_error(exc)
+            return
+        try:
+            if self._tls is None:
+                if data:
+                    self.on_data(data)
+                else:
+                    self.on_eof()
+            elif data:
+                self._tls_in.write(data)
+                self._tls_step()
+            else:
+                self._tls_in.write_eof()
+                if self.phase == TLS:
+                    self.fail(L6RSP, "connection closed during the TLS handshake")
+                else:
+                    self._tls_step()
+        except Exception as exc:
+            self._crash(exc)
+
+    # -- TLS ------------------------------------------------------------------------------------
+
+    def _handshake(self) -> None:
+        try:
+            self._tls.do_handshake()
+        except ssl.SSLWantReadError:
+            self._send_raw(self._tls_out.read())
+            self.want_read()
+            return
+        except ssl.SSLCertVerificationError as exc:
+            self.fail(L6RSP, f"certificate verify failed: {exc.verify_message}")
+            return
+        except ssl.SSLError as exc:
+            self.fail(L6RSP, f"TLS handshake: {exc.reason or exc}")
+            return
+        self._send_raw(self._tls_out.read())
+        if not self.future.done():
+            self.phase = REPLY
+            self.connected()
+
+    def _tls_step(self) -> None:
+        if self.phase == TLS:
+            self._handshake()
+            if self.phase == TLS or self.future.done():
+                return
+        tls = self._tls
+        while not self.future.done():
+            try:
+                data = tls.read(RECV_SIZE)
+            except ssl.SSLWantReadError:
+                break
+            except (ssl.SSLZeroReturnError, ssl.SSLEOFError):
+                self.on_eof()  # close_notify, or a plain close (servers often skip the alert)
+                return
+            except ssl.SSLError as exc:
+                self.fail(L7RSP, f"TLS: {exc.reason or exc}")
+                return
+            if not data:
+                self.on_eof()
+                return
+            self.on_data(data)
+        pending = self._tls_out.read()
+        if pending and not self.future.done():
+            self._send_raw(pending)

@@ -403,12 +403,12 @@ def _read_params(
     if ctype in (CheckType.HTTP, CheckType.HTTPS):
         out["method"] = r.get(p, "method", ppath, _as_method, DEFAULT_HTTP_METHOD)
         out["path"] = r.get(p, "path", ppath, _as_http_path, DEFAULT_HTTP_PATH)
-        out["host"] = r.get(p, "host", ppath, as_str, None)
+        out["host"] = r.get(p, "host", ppath, _as_header_value, None)
         out["expect_body"] = r.get(p, "expect-body", ppath, as_regex, None)
         if "expect-status" in p:
             out["expect_status"] = _read_statuses(r, p["expect-status"][1], ppath)
     if ctype is CheckType.HTTPS:
-        out["sni"] = r.get(p, "sni", ppath, as_str, None)
+        out["sni"] = r.get(p, "sni", ppath, _as_header_value, None)
         out["verify"] = r.get(p, "verify", ppath, as_bool, True)
     if ctype is CheckType.TCP:
         out["send"] = r.get(p, "send", ppath, as_str, None)
@@ -420,6 +420,13 @@ def _as_method(v: Any) -> str:
     text = as_str(v).upper()
     if text not in HTTP_METHODS:
         raise ValueError(f"{v!r} is not one of {', '.join(sorted(HTTP_METHODS))}")
+    return text
+
+
+def _as_header_value(v: Any) -> str:
+    text = as_str(v)
+    if not text or any(c.isspace() or ord(c) < 32 for c in text):
+        raise ValueError(f"{v!r} must be a host name without spaces or control characters")
     return text
 
 

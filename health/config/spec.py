@@ -81,7 +81,7 @@ class HealthcheckSpec:
     sni: str | None = None  # https: server name; None: host, else no SNI
     verify: bool = True  # https: verify the certificate chain and name
     # tcp
-    send: str | None = None  # bytes to send after connect (escapes \r \n \t \\ \xHH decoded)
+    send: str | None = None  # text sent after connect (YAML double-quoted escapes for bytes)
     expect: str | None = None  # substring the reply must contain
 
     @property

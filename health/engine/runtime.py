@@ -31,6 +31,7 @@ from health.checker.timing import first_delay, next_delay, spread_start
 from health.checker.weights import FrontendWeights, frontend_weights
 from health.config.spec import BackendSpec, Config, FrontendSpec, HealthcheckSpec
 from health.errors import Unavailable
+from health.probes import close_probe_resources
 from health.probes.result import ProbeResult
 
 from .metrics import TRANSITIONS, ProbeMetrics
@@ -170,6 +171,7 @@ class Runtime:
             for t in tasks:
                 with contextlib.suppress(BaseException):
                     await t
+            close_probe_resources()  # shared ICMP sockets and netns helpers of this loop
             loop.stop()
 
         loop.call_soon_threadsafe(lambda: loop.create_task(shutdown()))

@@ -1,8 +1,10 @@
 """Celery tasks: how processes without the runtime reach the ones that run it.
 
-Service-layer changes made in a process (admin in daphne, the gRPC server) are forwarded to
-every worker as a broadcast task (`apply_change`); a worker re-emits them locally, where its
-runtime listens. Changes carry their origin, so a forwarded change is never forwarded again.
+Service-layer changes made in a process (admin in daphne, the gRPC server, a worker running a
+reload) are sent as an `apply_change` task to the direct queue of every live worker (Celery's
+worker_direct; the live workers are the ones heartbeating their shard leases in Redis); a
+worker re-emits the change locally, where its runtime listens. Changes carry their origin, so a
+forwarded change is never forwarded again.
 """
 
 from __future__ import annotations
@@ -14,13 +16,12 @@ from celery import shared_task
 from django.conf import settings
 
 from . import hooks, live, services
-from .engine.lease import process_id
+from .engine.lease import live_nodes, process_id
 from .models import AuditEntry, Door
 
 log = logging.getLogger("maglev.tasks")
 
 PROCESS: str = process_id()  # this process's name as the origin of forwarded changes
-BROADCAST_QUEUE: str = "maglev_broadcast"  # every worker consumes it (a fanout)
 
 
 @shared_task(name="maglev.apply_change", ignore_result=True)
@@ -58,15 +59,26 @@ def housekeeping(audit_days: int = 365) -> int:
     return deleted
 
 
+_forwarding = False
+
+
 def forward_changes() -> None:
-    """In a process that has no runtime of its own, send every local change to the workers."""
+    """Send every change made in this process to the workers (once per process)."""
+    global _forwarding
+    if _forwarding or not settings.REDIS_URL:
+        return
+    _forwarding = True
+
+    import redis
+    from celery.utils.nodenames import worker_direct
+
+    client = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=2)
 
     def forward(change: hooks.Change) -> None:
         if change.origin:  # came from elsewhere: already delivered
             return
-        apply_change.apply_async(
-            args=(change.kind, change.deployment, change.data, PROCESS), queue=BROADCAST_QUEUE
-        )
+        args = (change.kind, change.deployment, change.data, PROCESS)
+        for node in live_nodes(client, change.deployment):
+            apply_change.apply_async(args=args, queue=worker_direct(node))
 
-    if settings.REDIS_URL:
-        hooks.subscribe(forward)
+    hooks.subscribe(forward)

@@ -28,7 +28,6 @@ class RuntimeStep(bootsteps.StartStopStep):
         import redis
         from django.conf import settings
 
-        from health import tasks
         from health.engine.sharded import ShardedRuntime
 
         if not settings.MAGLEV_WORKER_RUNTIME:
@@ -37,9 +36,10 @@ class RuntimeStep(bootsteps.StartStopStep):
             log.error("MAGLEV_REDIS_URL is not set: the worker runtime needs Redis for leases")
             return
         client = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=2)
-        self.runtime = ShardedRuntime(settings.MAGLEV_DEPLOYMENT, client).start()
-        tasks.forward_changes()
-        log.info("worker runtime started", extra={"process": self.runtime.leases.me})
+        self.runtime = ShardedRuntime(
+            settings.MAGLEV_DEPLOYMENT, client, node=parent.hostname
+        ).start()
+        log.info("worker runtime started", extra={"worker_id": self.runtime.leases.me})
 
     def stop(self, parent: Any) -> None:
         if self.runtime is not None:

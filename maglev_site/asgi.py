@@ -11,11 +11,6 @@ django_asgi = get_asgi_application()
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
-from health.tasks import forward_changes  # noqa: E402
-
-# Admin actions made here reach the workers' runtimes (production; a no-op without Redis).
-forward_changes()
-
 websocket_urls: list = []
 
 application = ProtocolTypeRouter({"http": django_asgi, "websocket": URLRouter(websocket_urls)})

@@ -13,8 +13,6 @@ import secrets
 from pathlib import Path
 
 import dj_database_url
-from kombu import Queue
-from kombu.common import Broadcast
 
 from .env import env_bool, env_int, env_list, env_str
 
@@ -136,8 +134,8 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # Tasks run on threads of the worker's main process, where the probe runtime lives.
 CELERY_WORKER_POOL = "threads"
-CELERY_TASK_QUEUES = (Queue("celery"), Broadcast("maglev_broadcast"))
-CELERY_TASK_DEFAULT_QUEUE = "celery"
+# Each worker also consumes its own queue, so a change can be sent to every live worker.
+CELERY_WORKER_DIRECT = True
 CELERY_BEAT_SCHEDULE = {
     "maglev-housekeeping": {"task": "maglev.housekeeping", "schedule": 24 * 3600.0},
 }

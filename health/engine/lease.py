@@ -43,6 +43,13 @@ return 0
 """
 
 
+def live_nodes(redis: object, deployment: str) -> set[str]:
+    """Celery node names of the live runtime processes of a deployment."""
+    keys = list(redis.scan_iter(f"maglev:{deployment}:proc:*", count=1000))  # type: ignore[attr-defined]
+    values = redis.mget(keys) if keys else []  # type: ignore[attr-defined]
+    return {v.decode() for v in values if v and v != b"-"}
+
+
 def process_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
 
@@ -59,9 +66,15 @@ class ShardLeases:
     """One process's view of the leases of one deployment."""
 
     def __init__(
-        self, redis: object, deployment: str, me: str | None = None, ttl_ms: int = LEASE_TTL_MS
+        self,
+        redis: object,
+        deployment: str,
+        me: str | None = None,
+        ttl_ms: int = LEASE_TTL_MS,
+        node: str = "",
     ) -> None:
         self.r = redis
+        self.node = node  # the Celery node name, so changes can be sent to this worker
         self.ttl_ms = ttl_ms
         self.me = me or process_id()
         self.prefix = f"maglev:{deployment}"
@@ -83,7 +96,7 @@ class ShardLeases:
         Returns the shard ids owned afterwards. Redis errors keep the current shards."""
         r = self.r
         try:
-            r.set(f"{self.prefix}:proc:{self.me}", "1", px=self.ttl_ms)  # type: ignore[attr-defined]
+            r.set(f"{self.prefix}:proc:{self.me}", self.node or "-", px=self.ttl_ms)  # type: ignore[attr-defined]
             lost = set()
             for sid, value in list(self.state.owned.items()):
                 if not self._renew(keys=[self._key(sid)], args=[value, self.ttl_ms]):

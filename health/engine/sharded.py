@@ -33,9 +33,9 @@ FRESH_HEALTH: float = 30.0  # seconds: a persisted probe this recent is trusted 
 class ShardedRuntime:
     """A hosted runtime whose backends follow this process's shard leases."""
 
-    def __init__(self, deployment: str, redis: Any, **runtime_kwargs: Any) -> None:
+    def __init__(self, deployment: str, redis: Any, node: str = "", **runtime_kwargs: Any) -> None:
         self.deployment = deployment
-        self.leases = ShardLeases(redis, deployment)
+        self.leases = ShardLeases(redis, deployment, node=node)
         self.owned: set[str] = set()
         self.full: Config | None = None
         self.hosted: HostedRuntime | None = None

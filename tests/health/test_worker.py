@@ -1,0 +1,226 @@
+"""The runtime hosted in real Celery workers with a real Redis: shards split across two workers,
+a dead worker's shard is taken over without duplicate transitions, and an operator action made
+in another process reaches the worker that probes the backend."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import redis
+
+from health.demo import DemoBackends
+from tests.conftest import REPO
+
+pytestmark = pytest.mark.slow
+REDIS_DB = 13
+ADDRESSES = [f"127.0.102.{i}" for i in range(1, 7)]
+PORT = 8000
+
+CONFIG = """
+maglev:
+  healthchecks:
+    http: { type: http, port: 8000, params: { path: /healthz }, interval: 300ms, fast-interval: 100ms, timeout: 200ms, rise: 2, fall: 2 }
+  backends:
+{backends}
+  frontends:
+{frontends}
+"""
+
+
+def config_text() -> str:
+    backends = "".join(
+        f"    b{i}: {{ address: {a}, healthcheck: http }}\n" for i, a in enumerate(ADDRESSES)
+    )
+    # Three independent frontends of two backends each: three shards to split.
+    frontends = "".join(
+        f"    f{i}: {{ address: 198.51.100.{i + 1}, protocol: tcp, port: 80, "
+        f"pools: [ {{ name: p, backends: {{ b{2 * i}: {{}}, b{2 * i + 1}: {{}} }} }} ] }}\n"
+        for i in range(3)
+    )
+    return CONFIG.replace("{backends}", backends).replace("{frontends}", frontends)
+
+
+class Cluster:
+    def __init__(self, tmp: Path) -> None:
+        self.tmp = tmp
+        self.env = {
+            **os.environ,
+            "MAGLEV_DATA_DIR": str(tmp / "data"),
+            "MAGLEV_REDIS_URL": f"redis://127.0.0.1:6379/{REDIS_DB}",
+            "MAGLEV_DEPLOYMENT": "default",
+            "PYTHONUNBUFFERED": "1",
+        }
+        self.env.pop("DATABASE_URL", None)
+        self.workers: dict[str, subprocess.Popen] = {}
+
+    def manage(self, *args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, str(REPO / "manage.py"), *args],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+
+    def python(self, code: str) -> subprocess.CompletedProcess:
+        setup = "import django, os; os.environ.setdefault('DJANGO_SETTINGS_MODULE', 'maglev_site.settings'); django.setup()\n"
+        return subprocess.run(
+            [sys.executable, "-c", setup + code],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            cwd=REPO,
+            check=False,
+        )
+
+    def start_worker(self, name: str) -> None:
+        log = (self.tmp / f"{name}.log").open("w")
+        self.workers[name] = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "maglev_site",
+                "worker",
+                "-P",
+                "threads",
+                "-c",
+                "2",
+                "-n",
+                f"{name}@%h",
+                "--without-gossip",
+                "--without-mingle",
+                "-l",
+                "info",
+            ],
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=REPO,
+        )
+
+    def stop(self) -> None:
+        for p in self.workers.values():
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+        for p in self.workers.values():
+            try:
+                p.wait(20)
+            except subprocess.TimeoutExpired:
+                p.kill()
+
+
+def wait_for(predicate, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+@pytest.fixture
+def cluster(tmp_path):
+    r = redis.Redis(host="127.0.0.1", port=6379, db=REDIS_DB)
+    try:
+        r.ping()
+    except redis.ConnectionError:
+        pytest.fail("Redis is not running on 127.0.0.1:6379 (scripts/test-services starts it)")
+    r.flushdb()
+    demo = DemoBackends(ADDRESSES, port=PORT, chaos=False)
+    demo.start()
+    c = Cluster(tmp_path)
+    c.redis = r
+    c.demo = demo
+    assert c.manage("migrate").returncode == 0
+    cfg = tmp_path / "maglev.yaml"
+    cfg.write_text(config_text())
+    imported = c.manage("maglevconfig", "import", "--own", str(cfg))
+    assert imported.returncode == 0, imported.stderr
+    yield c
+    c.stop()
+    demo.stop()
+    r.flushdb()
+    r.close()
+
+
+def db_states(c: Cluster) -> dict[str, str]:
+    out = c.python(
+        "from health.models import BackendState\n"
+        "print(';'.join(f'{s.backend.name}={s.state}' for s in BackendState.objects.select_related('backend')))"
+    )
+    assert out.returncode == 0, out.stderr
+    return dict(item.split("=") for item in out.stdout.strip().split(";") if item)
+
+
+def transitions(c: Cluster, backend: str) -> list[str]:
+    out = c.python(
+        "from health.models import Transition\n"
+        f"print(';'.join(f'{{t.from_state}}>{{t.to_state}}' for t in Transition.objects.filter(backend__name='{backend}').order_by('at', 'id')))"
+    )
+    return [t for t in out.stdout.strip().split(";") if t]
+
+
+def owners(c: Cluster) -> dict[str, str]:
+    keys = c.redis.keys("maglev:default:shard:*")
+    return {k.decode().rsplit(":", 1)[-1]: c.redis.get(k).decode().split(":")[1] for k in keys}
+
+
+def test_two_workers_split_the_shards_and_one_takes_over_when_the_other_dies(cluster):
+    cluster.start_worker("w1")
+    cluster.start_worker("w2")
+    wait_for(lambda: set(db_states(cluster).values()) == {"up"}, 60, "all backends up")
+    wait_for(
+        lambda: len(owners(cluster)) == 3 and len(set(owners(cluster).values())) == 2,
+        30,
+        "three shards split over two workers",
+    )
+    before = {f"b{i}": transitions(cluster, f"b{i}") for i in range(len(ADDRESSES))}
+    pid1 = cluster.workers["w1"].pid
+    cluster.workers["w1"].send_signal(signal.SIGKILL)
+    cluster.workers["w1"].wait(10)
+    t0 = time.monotonic()
+    wait_for(
+        lambda: (
+            set(owners(cluster).values()) == {str(cluster.workers["w2"].pid)}
+            and len(owners(cluster)) == 3
+        ),
+        20,
+        "w2 to own every shard",
+    )
+    took = time.monotonic() - t0
+    assert took < 10, f"takeover took {took:.1f} s"
+    assert str(pid1) not in owners(cluster).values()
+    # The survivor carries on with the persisted health: no unknown→up for the taken backends.
+    time.sleep(1.5)
+    after = {f"b{i}": transitions(cluster, f"b{i}") for i in range(len(ADDRESSES))}
+    assert after == before
+    # And it probes them: a failure taken over is detected and persisted.
+    cluster.demo.set_healthy(ADDRESSES[0], False)
+    wait_for(lambda: db_states(cluster)["b0"] == "down", 15, "b0 down after takeover")
+
+
+def test_an_operator_pause_in_another_process_stops_the_workers_probes(cluster):
+    cluster.start_worker("w1")
+    wait_for(lambda: set(db_states(cluster).values()) == {"up"}, 60, "all backends up")
+    done = cluster.python(
+        "from health import services\n"
+        "services.set_backend_intent('default', 'b3', 'pause', services.Actor('ops', 'cli'))\n"
+    )
+    assert done.returncode == 0, done.stderr
+    backend = cluster.demo.backends[ADDRESSES[3]]
+    time.sleep(2.0)  # the broadcast reaches the worker, the in-flight probe finishes
+    seen = backend.requests
+    time.sleep(1.5)
+    assert backend.requests == seen, "the paused backend is still probed"
+    assert cluster.demo.backends[ADDRESSES[2]].requests > 0

@@ -2,7 +2,7 @@
 # and runs them. See README.md.
 PY := .venv/bin/python
 
-.PHONY: run test lint format clean
+.PHONY: run test lint format pkg-deb clean
 
 run:
 	scripts/run
@@ -17,6 +17,9 @@ lint:
 format:
 	.venv/bin/ruff check --fix .
 	.venv/bin/ruff format .
+
+pkg-deb:
+	scripts/pkg-deb
 
 clean:
 	rm -rf .venv var .pytest_cache .ruff_cache .hypothesis

@@ -8,6 +8,7 @@ docs/config.md lists every variable.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 from pathlib import Path
@@ -18,7 +19,9 @@ from .env import env_bool, env_int, env_list, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 DATA_DIR = Path(env_str("MAGLEV_DATA_DIR", str(BASE_DIR / "var")))
-DATA_DIR.mkdir(parents=True, exist_ok=True)
+# A client program (maglevc) may run as a user who can't write there; it needs no data dir.
+with contextlib.suppress(OSError):
+    DATA_DIR.mkdir(parents=True, exist_ok=True)
 
 
 def _secret_key() -> str:
@@ -26,11 +29,16 @@ def _secret_key() -> str:
     if key := os.environ.get("MAGLEV_SECRET_KEY"):
         return key
     path = DATA_DIR / "secret_key"
-    if not path.exists():
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as f:
-            f.write(secrets.token_urlsafe(50))
-    return path.read_text().strip()
+    try:
+        if not path.exists():
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as f:
+                f.write(secrets.token_urlsafe(50))
+        return path.read_text().strip()
+    except OSError:
+        # Not readable by this user (e.g. maglevc run by an operator): client programs sign
+        # nothing, so a throwaway key is fine; the daemons run as the owner of the file.
+        return secrets.token_urlsafe(50)
 
 
 SECRET_KEY = _secret_key()
@@ -110,7 +118,8 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = DATA_DIR / "static"
-STATIC_ROOT.mkdir(exist_ok=True)
+with contextlib.suppress(OSError):
+    STATIC_ROOT.mkdir(exist_ok=True)
 # Whitenoise serves admin and dashboard assets straight from the apps: no collectstatic step.
 WHITENOISE_USE_FINDERS = True
 WHITENOISE_AUTOREFRESH = DEBUG

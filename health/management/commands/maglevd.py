@@ -63,6 +63,13 @@ class Command(MaglevCommand):
         )
         self.env_flag(parser, "--log-level", "MAGLEV_LOG_LEVEL", "info", "log level")
         parser.add_argument(
+            "--create-admin",
+            action=BooleanOptionalAction,
+            default=env_bool("MAGLEV_CREATE_ADMIN", True),
+            help="on first run, create user 'admin' and print its password once "
+            "(env MAGLEV_CREATE_ADMIN; default true)",
+        )
+        parser.add_argument(
             "--demo",
             action=BooleanOptionalAction,
             default=env_bool("MAGLEV_DEMO", False),
@@ -84,7 +91,7 @@ class Command(MaglevCommand):
             sys.exit(self._check(path))
         bootstrap.migrate_quietly()
         self._import(path, opts["deployment"])
-        password = bootstrap.ensure_admin_user()
+        password = bootstrap.ensure_admin_user() if opts["create_admin"] else None
         host, port = split_listen(opts["listen"])
         if password:
             self.stdout.write(

@@ -1,0 +1,348 @@
+"""Fixtures for the gRPC API and the CLI: a real server on loopback (in this process, or a
+`grpcserver` subprocess with its own SQLite database), and a fixed-data fake of the runtime,
+which is built elsewhere and not yet wired in."""
+
+from __future__ import annotations
+
+import datetime as dt
+import ipaddress
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from grpcapi.gen import maglev_pb2_grpc as pb_grpc
+from health import live
+from tests.conftest import EXAMPLES, REPO
+
+ACTOR_NAME = "test"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(predicate: Any, timeout: float = 30.0, what: str = "condition") -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+# -- in-process server ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+def config_file(tmp_path: Path) -> Path:
+    path = tmp_path / "maglev.yaml"
+    path.write_bytes((EXAMPLES / "maglev.yaml").read_bytes())
+    return path
+
+
+@pytest.fixture
+def imported(config_file: Path) -> Path:
+    """examples/maglev.yaml imported into deployment "default", owned by a file we can edit."""
+    from health import services
+
+    actor = services.Actor(ACTOR_NAME, "command")
+    services.import_config_text(
+        config_file.read_bytes(), "default", actor, config_file=str(config_file)
+    )
+    return config_file
+
+
+class Served:
+    """A running in-process server and a stub on a channel to it."""
+
+    def __init__(self, thread: Any, channel: grpc.Channel) -> None:
+        self.thread = thread
+        self.port = thread.port
+        self.channel = channel
+        self.stub = pb_grpc.MaglevStub(channel)
+
+
+@pytest.fixture
+def serve() -> Iterator[Any]:
+    """serve(**options) starts a ServerThread on 127.0.0.1:0 and returns a Served."""
+    from grpcapi.server import ServerThread
+
+    started: list[tuple[Any, grpc.Channel]] = []
+
+    def start(*, credentials: Any = None, target: str = "127.0.0.1", **options: Any) -> Served:
+        options.setdefault("deployment", "default")
+        thread = ServerThread("127.0.0.1:0", **options)
+        port = thread.start()
+        address = f"{target}:{port}"
+        channel = (
+            grpc.secure_channel(address, credentials)
+            if credentials
+            else grpc.insecure_channel(address)
+        )
+        started.append((thread, channel))
+        return Served(thread, channel)
+
+    yield start
+    for thread, channel in started:
+        channel.close()
+        thread.stop(grace=0.5)
+
+
+@pytest.fixture
+def server(serve: Any, imported: Path) -> Served:
+    return serve()
+
+
+# -- TLS ---------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def certificate(tmp_path):
+    """A self-signed certificate for localhost and 127.0.0.1; returns (cert path, key path)."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName(
+                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+            ),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = tmp_path / "server.crt", tmp_path / "server.key"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return cert_path, key_path
+
+
+# -- the runtime double ---------------------------------------------------------------------------
+
+
+class FakeRuntime:
+    """Fixed answers in the shape of health.live.Runtime, as the real runtime will give them."""
+
+    def __init__(self, deployment: str = "default", vpp: bool = True) -> None:
+        self.deployment = deployment
+        self.vpp = vpp
+        self.synced: list[str | None] = []
+        now = time.time()
+        self._backends = {
+            "web1": live.BackendLive(
+                name="web1",
+                state="up",
+                counter=4,
+                rise=2,
+                fall=3,
+                last_probe_at=now - 1,
+                last_ok=True,
+                last_code="L7OK",
+                last_detail="200",
+                last_latency=0.012,
+                since=now - 60,
+                transitions=({"from": "unknown", "to": "up", "at": now - 60, "reason": "L7OK"},),
+            ),
+            "web2": live.BackendLive(
+                name="web2", state="down", counter=0, rise=2, fall=3, since=now - 30
+            ),
+        }
+
+    def backends(self) -> dict[str, live.BackendLive]:
+        return dict(self._backends)
+
+    def frontends(self) -> dict[str, live.FrontendLive]:
+        return {
+            "www": live.FrontendLive(
+                name="www",
+                state="up",
+                active_pool=0,
+                weights={
+                    ("primary", "web1"): (100, 100, False),
+                    ("primary", "web2"): (50, 0, True),
+                    ("standby", "web3"): (100, 0, False),
+                },
+                buckets={"192.0.2.11": 1024},
+            )
+        }
+
+    def _need_vpp(self) -> None:
+        if not self.vpp:
+            from health.errors import Unavailable
+
+            raise Unavailable("VPP is not connected (retrying every 5s)")
+
+    def vpp_info(self) -> dict[str, Any]:
+        self._need_vpp()
+        return {
+            "connected": True,
+            "version": "25.10-rc0~123",
+            "build_date": "2026-08-01T10:00:00",
+            "build_directory": "/build/vpp",
+            "pid": 4242,
+            "boot_time": time.time() - 3600,
+            "connect_time": time.time() - 60,
+            "api_socket": "/run/vpp/api.sock",
+            "stats_socket": "/run/vpp/stats.sock",
+        }
+
+    def vpp_lb_state(self) -> dict[str, Any]:
+        self._need_vpp()
+        return {
+            "conf": {
+                "ip4_src_address": "192.0.2.1",
+                "ip6_src_address": "2001:db8::1",
+                "sticky_buckets_per_core": 1024,
+                "flow_timeout": 40,
+            },
+            "vips": [
+                {
+                    "prefix": "198.51.100.10/32",
+                    "protocol": 6,
+                    "port": 80,
+                    "encap": 0,
+                    "src_ip_sticky": False,
+                    "flow_table_length": 1024,
+                    "ases": [
+                        {"address": "192.0.2.11", "weight": 100, "flags": 1, "num_buckets": 674},
+                        {"address": "192.0.2.12", "weight": 50, "flags": 1, "num_buckets": 350},
+                        {"address": "192.0.2.99", "weight": 0, "flags": 0, "num_buckets": 0},
+                    ],
+                }
+            ],
+        }
+
+    def vpp_counters(self) -> dict[str, Any]:
+        self._need_vpp()
+        return {
+            "at": time.time(),
+            "vips": [
+                {
+                    "prefix": "198.51.100.10/32",
+                    "protocol": 6,
+                    "port": 80,
+                    "next": 1000,
+                    "first": 10,
+                    "untracked": 1,
+                    "no_server": 0,
+                }
+            ],
+        }
+
+    def sync(self, frontend: str | None = None) -> dict[str, Any]:
+        self._need_vpp()
+        self.synced.append(frontend)
+        # The dataplane's shape: it does not name the frontends (the servicer fills one in).
+        return {"scope": frontend or "full", "operations": 3}
+
+
+@pytest.fixture
+def fake_runtime() -> Iterator[FakeRuntime]:
+    rt = FakeRuntime()
+    live.register(rt)
+    yield rt
+    live.register(None)
+
+
+# -- a grpcserver subprocess with its own database -------------------------------------------------
+
+TOKEN = "s3cret-token"
+
+
+class ServerProcess:
+    def __init__(self, proc: subprocess.Popen, address: str, env: dict[str, str], log: Path):
+        self.proc = proc
+        self.address = address
+        self.env = env
+        self.log = log
+
+
+def manage(env: dict[str, str], *args: str, **kwargs: Any) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, str(REPO / "manage.py"), *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        **kwargs,
+    )
+
+
+def subprocess_env(data: Path) -> dict[str, str]:
+    env = {**os.environ, "MAGLEV_DATA_DIR": str(data), "PYTHONUNBUFFERED": "1", "HOME": str(data)}
+    for name in ("DATABASE_URL", "MAGLEV_GRPC_TOKEN", "MAGLEV_SERVER", "NO_COLOR"):
+        env.pop(name, None)
+    return env
+
+
+def start_server_process(data: Path, *extra: str, env_extra: dict[str, str] | None = None):
+    """Migrate a fresh SQLite database in `data`, import the example config (owned by a copy in
+    `data`), and start `grpcserver` on a free loopback port."""
+    data.mkdir(parents=True, exist_ok=True)
+    env = subprocess_env(data)
+    config = data / "maglev.yaml"
+    config.write_bytes((EXAMPLES / "maglev.yaml").read_bytes())
+    for args in (("migrate", "-v0"), ("maglevconfig", "import", "--own", str(config))):
+        done = manage(env, *args)
+        assert done.returncode == 0, done.stderr
+    address = f"127.0.0.1:{free_port()}"
+    log = data / "grpcserver.log"
+    proc = subprocess.Popen(
+        [sys.executable, str(REPO / "manage.py"), "grpcserver", "--grpc-addr", address, *extra],
+        env={**env, **(env_extra or {})},
+        stdout=log.open("w"),
+        stderr=subprocess.STDOUT,
+    )
+    channel = grpc.insecure_channel(address)
+    try:
+        grpc.channel_ready_future(channel).result(timeout=30)
+    except grpc.FutureTimeoutError:
+        proc.kill()
+        raise AssertionError(f"grpcserver did not start: {log.read_text()}") from None
+    finally:
+        channel.close()
+    return ServerProcess(proc, address, env, log)
+
+
+@pytest.fixture(scope="session")
+def cli_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """One grpcserver subprocess (with a token) shared by the CLI tests."""
+    server = start_server_process(
+        tmp_path_factory.mktemp("cli-server"), env_extra={"MAGLEV_GRPC_TOKEN": TOKEN}
+    )
+    yield server
+    server.proc.terminate()
+    server.proc.wait(timeout=15)
+
+
+def stub_for(address: str) -> pb_grpc.MaglevStub:
+    return pb_grpc.MaglevStub(grpc.insecure_channel(address))

@@ -1,0 +1,105 @@
+"""A fresh real VPP for tests, from ../shared/vpp-runtime (import the fixtures you use).
+
+    from tests.dataplane.conftest_realvpp import real_vpp_fixture  # noqa: F401
+
+then ask for `real_vpp` (a new VPP per test) or `real_vpp_module` (one per test module). Both skip, with the
+reason, where ../shared/vpp-runtime does not exist. Every VPP started here is killed afterwards.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+RUNTIME = REPO.parent / "shared" / "vpp-runtime"
+
+
+@dataclass
+class RealVpp:
+    """One VPP and its sockets in `dir` (a short path: unix socket paths are limited)."""
+
+    dir: Path
+    pid: int = 0
+
+    @property
+    def api_socket(self) -> str:
+        return str(self.dir / "api.sock")
+
+    @property
+    def stats_socket(self) -> str:
+        return str(self.dir / "stats.sock")
+
+    def start(self) -> None:
+        done = subprocess.run(
+            [str(RUNTIME / "start"), str(self.dir)], capture_output=True, text=True, timeout=30
+        )
+        if done.returncode != 0:
+            raise RuntimeError(f"VPP did not start: {done.stderr.strip()}")
+        self.pid = int(done.stdout.strip())
+
+    def alive(self) -> bool:
+        try:
+            os.kill(self.pid, 0)
+        except ProcessLookupError:
+            return False
+        return True
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        if not self.pid or not self.alive():
+            return
+        os.kill(self.pid, sig)
+        deadline = time.monotonic() + 10
+        while self.alive() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        if self.alive():
+            os.kill(self.pid, signal.SIGKILL)
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+    def vppctl(self, command: str) -> str:
+        env = {**os.environ, "LD_LIBRARY_PATH": str(RUNTIME / "lib")}
+        cmd = [str(RUNTIME / "bin" / "vppctl"), "-s", str(self.dir / "cli.sock"), command]
+        return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=10).stdout
+
+
+def _need_runtime() -> None:
+    if not (RUNTIME / "start").exists():
+        pytest.skip(f"{RUNTIME} is absent: no real VPP to test against")
+
+
+@pytest.fixture(name="real_vpp")
+def real_vpp_fixture() -> Iterator[RealVpp]:
+    """A fresh VPP for this test."""
+    _need_runtime()
+    vpp = RealVpp(Path(tempfile.mkdtemp(prefix="vpp-")))
+    try:
+        vpp.start()
+        yield vpp
+    finally:
+        vpp.stop()
+        shutil.rmtree(vpp.dir, ignore_errors=True)
+
+
+@pytest.fixture(name="real_vpp_module", scope="module")
+def real_vpp_module_fixture() -> Iterator[RealVpp]:
+    """One VPP for the whole test module (tests must tolerate each other's state)."""
+    _need_runtime()
+    vpp = RealVpp(Path(tempfile.mkdtemp(prefix="vpp-")))
+    try:
+        vpp.start()
+        yield vpp
+    finally:
+        vpp.stop()
+        shutil.rmtree(vpp.dir, ignore_errors=True)

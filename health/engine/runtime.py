@@ -21,7 +21,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from health import events, live
@@ -462,6 +462,17 @@ class Runtime:
                 listener(set(frontends), set(flush))
             except Exception:
                 log.exception("frontend listener failed")
+
+    def set_buckets(self, by_frontend: dict[str, dict[str, int]]) -> None:
+        """VPP's bucket counts per frontend → AS address (thread-safe; from the dataplane)."""
+
+        def apply() -> None:
+            for name, buckets in by_frontend.items():
+                f = self._frontends.get(name)
+                if f is not None and f.buckets != buckets:
+                    self._frontends[name] = replace(f, buckets=buckets)
+
+        self.call(apply)
 
     # -- views (any thread) --------------------------------------------------------------------
 

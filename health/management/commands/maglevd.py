@@ -8,7 +8,9 @@ file; a bad file changes nothing. SIGTERM/SIGINT stop cleanly.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import signal
 import sys
 import threading
@@ -19,6 +21,8 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import CommandError, CommandParser
 
+from dataplane.hosting import attach_dataplane, start_simulator
+from grpcapi.server import ServerThread
 from health import bootstrap, services
 from health.config import EXIT_OK, ConfigError
 from health.demo import DemoBackends
@@ -39,7 +43,7 @@ def split_listen(addr: str) -> tuple[str, int]:
 
 
 class Command(MaglevCommand):
-    help = "Run vpp-maglev in one process: config, probes, web (admin, /metrics, dashboard)."
+    help = "Run vpp-maglev in one process: config, probes, VPP, gRPC, web (admin, /metrics)."
     program = "maglevd"
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -62,6 +66,13 @@ class Command(MaglevCommand):
             "VPP stats socket",
         )
         self.env_flag(parser, "--log-level", "MAGLEV_LOG_LEVEL", "info", "log level")
+        parser.add_argument(
+            "--vppsim",
+            action=BooleanOptionalAction,
+            default=env_bool("MAGLEV_VPPSIM", False),
+            help="run the bundled VPP simulator (sockets in the data dir) and use it instead of "
+            "--vpp-api-addr (env MAGLEV_VPPSIM; default false)",
+        )
         parser.add_argument(
             "--create-admin",
             action=BooleanOptionalAction,
@@ -101,17 +112,45 @@ class Command(MaglevCommand):
                     "`python manage.py changepassword admin`."
                 )
             )
-        demo = self._start_demo(opts["deployment"], opts["demo_chaos"]) if opts["demo"] else None
-        hosted = host_runtime(opts["deployment"])
-        self.stdout.write(f"admin:   http://{opts['listen']}/admin/")
-        self.stdout.write(f"metrics: http://{opts['listen']}/metrics")
-        self._install_reload(opts["deployment"], path)
-        try:
+        stack = contextlib.ExitStack()
+        with stack:
+            if opts["demo"]:
+                stack.callback(self._start_demo(opts["deployment"], opts["demo_chaos"]).stop)
+            api, stats = opts["vpp_api_addr"], opts["vpp_stats_addr"]
+            if opts["vppsim"]:
+                sim = start_simulator(Path(settings.DATA_DIR) / "vppsim")
+                stack.callback(sim.stop)
+                api, stats = sim.api_socket, sim.stats_socket
+                self.stdout.write(f"vpp:     simulator on {api} (stats {stats})")
+            hosted = host_runtime(opts["deployment"])
+            stack.callback(hosted.close)
+            dataplane = attach_dataplane(hosted.runtime, api, stats)
+            if dataplane is not None:
+                stack.callback(dataplane.stop)
+            grpc = self._start_grpc(opts["grpc_addr"], opts["deployment"])
+            stack.callback(grpc.stop)
+            self.stdout.write(f"admin:   http://{opts['listen']}/admin/")
+            self.stdout.write(f"metrics: http://{opts['listen']}/metrics")
+            self.stdout.write(
+                f"grpc:    {opts['grpc_addr']} (maglevc --server {opts['grpc_addr']})"
+            )
+            self._install_reload(opts["deployment"], path)
             self._serve(host, port)
-        finally:
-            hosted.close()
-            if demo is not None:
-                demo.stop()
+
+    def _start_grpc(self, addr: str, deployment: str) -> ServerThread:
+        server = ServerThread(
+            addr,
+            deployment=deployment,
+            token=settings.MAGLEV_GRPC_TOKEN or None,
+            tls_cert=os.environ.get("MAGLEV_GRPC_TLS_CERT") or None,
+            tls_key=os.environ.get("MAGLEV_GRPC_TLS_KEY") or None,
+            program="maglevd",
+        )
+        try:
+            server.start()
+        except Exception as exc:
+            raise CommandError(f"cannot serve gRPC on {addr}: {exc}") from None
+        return server
 
     def _start_demo(self, deployment: str, chaos: bool) -> DemoBackends:
         """Demo servers on the config's 127.0.100.x backend addresses."""

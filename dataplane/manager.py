@@ -1,0 +1,275 @@
+"""The dataplane: keeps VPP's lb state in line with the runtime's weights.
+
+Triggers, all funnelled into the one VPP thread of `VppConnection`:
+- a transition or an operator action: the runtime calls `frontends_changed` on its own thread;
+  the frontends are queued and one sync job is submitted (coalesced: frontends that change
+  while a job waits ride along), so the failover path is runtime → VPP thread → VPP;
+- every `sync-interval`, on reconnect, at the end of warmup and on demand (`sync`): a full sync
+  that dumps VPP, diffs everything and removes stale VIPs (only the leader, when sharded).
+
+Per-frontend syncs diff against a cached copy of VPP's state, kept current from our own writes
+(`ApplyResult.expected`); a full sync replaces the cache with a fresh dump, so drift made by
+someone else is found at the latest one sync-interval later.
+
+Warmup (restart neutrality): nothing is written before startup-min-delay; then a frontend is
+released once all its backends have a verdict; at startup-max-delay a full sync covers the rest.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future
+from typing import Any
+
+from dataplane.desired import DesiredState, desired_conf, desired_state, desired_vip, vip_key
+from dataplane.diff import ActualState, diff
+from dataplane.vpp.connection import VppConnection
+from dataplane.vpp.errors import VppError, VppUnavailable
+from dataplane.vpp.reader import dump_lb, lb_state_view, read_actual, to_actual
+from dataplane.vpp.writer import apply_ops
+from dataplane.warmup import Warmup
+from health import events
+from health.errors import Unavailable
+
+log = logging.getLogger("maglev.dataplane")
+
+TICK: float = 0.2  # seconds between warmup checks and sync-interval checks
+
+
+class Dataplane:
+    """Attach to a runtime: `Dataplane(runtime, connection).start()`."""
+
+    def __init__(
+        self,
+        runtime: Any,
+        conn: VppConnection,
+        *,
+        leader: Callable[[], bool] = lambda: True,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.runtime = runtime
+        self.conn = conn
+        self.leader = leader
+        self.clock = clock
+        self.warmup = Warmup.from_lb(runtime.config.lb, start=clock())
+        self._lock = threading.Lock()
+        self._pending: set[str] = set()
+        self._flush: set[str] = set()
+        self._held: set[str] = set()  # changed during warmup, synced on release
+        self._job: Future[Any] | None = None
+        self._actual: ActualState | None = None  # VPP thread only
+        self._last_full = 0.0
+        self._full_wanted = False
+        self._stop = threading.Event()
+        self._ticker: threading.Thread | None = None
+        self.syncs = 0
+        self.last_result: dict[str, Any] = {}
+        self.on_synced: list[Callable[[set[str]], None]] = []  # frontends just written (B3)
+        self.counters: Any = None  # a vpp.counters.CounterStore, when attached
+
+    def start(self) -> Dataplane:
+        self.runtime.dataplane = self
+        self.runtime.frontend_listeners.append(self.frontends_changed)
+        self.conn.add_listener(self._on_connection)
+        self.conn.start()
+        self._ticker = threading.Thread(
+            target=self._tick_loop, name="maglev-dataplane", daemon=True
+        )
+        self._ticker.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop syncing; VPP keeps what it has (a restart is hitless)."""
+        self._stop.set()
+        if self._ticker is not None:
+            self._ticker.join(5)
+        self.conn.stop()
+
+    # -- triggers -----------------------------------------------------------------------------
+
+    def frontends_changed(self, frontends: set[str], flush: set[str]) -> None:
+        """Called on the runtime's thread at every transition: queue and kick one sync job."""
+        with self._lock:
+            self._flush |= flush
+            if not self.warmup.ended:
+                held = {f for f in frontends if not self.warmup.released(f)}
+                self._held |= held
+                frontends = frontends - held
+                if not frontends:
+                    return
+            self._pending |= frontends
+            if self._job is not None and not self._job.done():
+                return  # the queued job will take these too
+            self._job = self.conn.submit(self._sync_pending)
+
+    def _on_connection(self, what: str, _api: Any) -> None:
+        # Runs on the VPP thread: never wait here, only note what to do.
+        self._actual = None
+        if what == "connect":
+            self._full_wanted = True
+            events.BUS.publish(events.Event("vpp", self.runtime.deployment, {"state": "connected"}))
+        else:
+            events.BUS.publish(
+                events.Event("vpp", self.runtime.deployment, {"state": "disconnected"})
+            )
+
+    def _tick_loop(self) -> None:
+        while not self._stop.wait(TICK):
+            try:
+                self._tick()
+            except Exception:
+                log.exception("dataplane tick failed")
+
+    def _tick(self) -> None:
+        now = self.clock()
+        if not self.warmup.ended:
+            step = self.warmup.update(self.runtime.config.frontends, self.runtime.states(), now)
+            with self._lock:
+                self._held -= step.released
+            if step.ended:
+                log.info("warmup ended", extra={"frontends": len(self.runtime.config.frontends)})
+                self._full_wanted = True
+            elif step.released:
+                self.frontends_changed(set(step.released), set())
+        interval = self.runtime.config.lb.sync_interval
+        due = now - self._last_full >= interval
+        if self.warmup.ended and self.conn.connected and (self._full_wanted or due):
+            self._full_wanted = False
+            self._last_full = now
+            self.conn.submit(self._full_sync).add_done_callback(_log_failure)
+
+    # -- the work, on the VPP thread -----------------------------------------------------------
+
+    def _sync_pending(self, api: Any) -> dict[str, Any]:
+        with self._lock:
+            frontends, self._pending = self._pending, set()
+            flush, self._flush = self._flush, set()
+        if self._actual is None:
+            self._actual = read_actual(api)
+        config = self.runtime.config
+        states = self.runtime.states()
+        weights = self.runtime.weights()
+        vips = {}
+        for name in frontends:
+            spec = config.frontends.get(name)
+            if spec is None or name not in weights:
+                continue
+            vips[vip_key(spec)] = desired_vip(spec, config.backends, states, weights[name])
+        desired = DesiredState(vips=vips, conf=desired_conf(config.lb))
+        scope = set(vips) | {k for k, v in self._actual.vips.items() if v.key in vips}
+        ops = diff(
+            desired,
+            self._actual,
+            full=False,
+            scope=scope,
+            flush={ipaddress.ip_address(a) for a in flush},
+        )
+        return self._apply(api, ops, "frontend", frontends)
+
+    def _full_sync(self, api: Any) -> dict[str, Any]:
+        dump = dump_lb(api)
+        self._actual = to_actual(dump)
+        config = self.runtime.config
+        desired = desired_state(config, self.runtime.states(), overrides=self.runtime.overrides)
+        with self._lock:
+            flush, self._flush = self._flush, set()
+        ops = diff(
+            desired,
+            self._actual,
+            full=self.leader(),
+            flush={ipaddress.ip_address(a) for a in flush},
+        )
+        result = self._apply(api, ops, "full", set(config.frontends))
+        self._publish_buckets(dump)
+        return result
+
+    def _apply(self, api: Any, ops: list[Any], scope: str, frontends: set[str]) -> dict[str, Any]:
+        assert self._actual is not None
+        if not ops:
+            self.last_result = {"scope": scope, "operations": 0}
+            return self.last_result
+        try:
+            result = apply_ops(api, ops, self._actual, scope=scope)
+        except VppError:
+            self._actual = None  # unknown after a failure midway: dump next time
+            raise
+        self._actual = result.expected
+        if result.failures:
+            self._actual = None
+            for f in result.failures[:10]:
+                log.error(
+                    "vpp write failed",
+                    extra={"op": repr(f.op)[:200], "retval": f.retval, "why": f.message},
+                )
+        self.syncs += 1
+        self.last_result = {
+            "scope": scope,
+            "operations": len(ops),
+            "summary": result.summary(),
+            "failures": len(result.failures),
+        }
+        log.info(
+            "vpp-sync",
+            extra={"scope": scope, "frontends": len(frontends), "result": result.summary()},
+        )
+        events.BUS.publish(events.Event("sync", self.runtime.deployment, dict(self.last_result)))
+        for fn in self.on_synced:
+            fn(frontends)
+        return self.last_result
+
+    def _publish_buckets(self, dump: Any) -> None:
+        """Hand VPP's per-AS bucket counts to the runtime's frontend view (dashboard, API)."""
+        by_vip = {
+            (v["prefix"], v["protocol"], v["port"]): {
+                a["address"]: a["num_buckets"] for a in v["ases"] if a["used"]
+            }
+            for v in lb_state_view(dump)["vips"]
+        }
+        by_frontend = {}
+        for name, spec in self.runtime.config.frontends.items():
+            k = vip_key(spec)
+            by_frontend[name] = by_vip.get((str(k.prefix), k.protocol, k.port), {})
+        self.runtime.set_buckets(by_frontend)
+
+    # -- for the doors (gRPC, CLI, dashboard): any thread but an event loop's ----------------
+
+    def _run(self, fn: Callable[..., Any], *args: Any) -> Any:
+        try:
+            return self.conn.run(fn, *args, timeout=30)
+        except VppUnavailable as exc:
+            raise Unavailable(str(exc)) from None
+
+    def vpp_info(self) -> dict[str, Any]:
+        if not self.conn.connected:
+            raise Unavailable(f"VPP is not connected ({self.conn.api_socket})")
+        return self.conn.vpp_info()
+
+    def vpp_lb_state(self) -> dict[str, Any]:
+        return self._run(lambda api: lb_state_view(dump_lb(api)))
+
+    def vpp_counters(self) -> dict[str, Any]:
+        if self.counters is None or not self.conn.connected:
+            raise Unavailable(f"VPP is not connected ({self.conn.api_socket})")
+        return self.counters.as_dict()
+
+    def sync(self, frontend: str | None = None) -> dict[str, Any]:
+        """Sync now: all frontends (a full sync) or one; returns what was done."""
+        if frontend is None:
+            return self._run(self._full_sync)
+        if frontend not in self.runtime.config.frontends:
+            from health.errors import NotFound
+
+            raise NotFound(f"frontend {frontend!r} does not exist")
+        with self._lock:
+            self._pending.add(frontend)
+        return self._run(self._sync_pending)
+
+
+def _log_failure(future: Future[Any]) -> None:
+    exc = future.exception()
+    if exc is not None and not isinstance(exc, VppUnavailable):
+        log.error("full sync failed", extra={"error": str(exc)[:300]})

@@ -1,0 +1,142 @@
+"""The dataplane against the simulator through the real vpp_papi-based client: warmup, failover
+writes, restart neutrality, no-op syncs, reconnect."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from dataplane.hosting import attach_dataplane
+from dataplane.vpp.connection import VppConnection
+from dataplane.vpp.reader import dump_lb, lb_state_view
+from health.config import parse_config
+from health.engine.runtime import Runtime
+from tests.health.test_runtime import Script, wait_for
+
+CONFIG = """
+maglev:
+  vpp: { lb: { ipv4-src-address: 192.0.2.254, sync-interval: 1h, startup-min-delay: 200ms, startup-max-delay: 3s } }
+  healthchecks:
+    fast: { type: tcp, port: 80, interval: 50ms, fast-interval: 20ms, timeout: 10ms, rise: 2, fall: 2 }
+  backends:
+    a: { address: 192.0.2.1, healthcheck: fast }
+    b: { address: 192.0.2.2, healthcheck: fast }
+    c: { address: 192.0.2.3, healthcheck: fast }
+  frontends:
+    f:
+      address: 198.51.100.1
+      protocol: tcp
+      port: 80
+      pools:
+        - { name: one, backends: { a: {}, b: { weight: 50 } } }
+        - { name: two, backends: { c: {} } }
+    g:
+      address: 198.51.100.2
+      pools:
+        - { name: all, backends: { c: {} } }
+"""
+
+
+def vpp_weights(sim) -> dict[str, dict[str, int]]:
+    """VIP → AS address → weight, as the simulator reports it (used ASes only)."""
+    conn = VppConnection(sim.api_socket, "")
+    conn.start()
+    try:
+        assert conn.wait_connected(10)
+        view = conn.run(lambda api: lb_state_view(dump_lb(api)), timeout=10)
+    finally:
+        conn.stop()
+    return {
+        f"{v['prefix']}:{v['port']}": {a["address"]: a["weight"] for a in v["ases"] if a["used"]}
+        for v in view["vips"]
+    }
+
+
+class Stack:
+    def __init__(self, sim, script: Script | None = None) -> None:
+        self.script = script or Script()
+        self.runtime = Runtime("d", parse_config(CONFIG), prober=self.script)
+        self.runtime.start()
+        self.dp = attach_dataplane(self.runtime, sim.api_socket, sim.stats_socket)
+
+    def close(self) -> None:
+        self.dp.stop()
+        self.runtime.stop()
+
+
+@pytest.fixture
+def stack(vppsim):
+    s = Stack(vppsim)
+    yield s
+    s.close()
+
+
+def test_nothing_is_written_before_warmup_then_vpp_holds_the_desired_state(vppsim, stack):
+    time.sleep(0.1)
+    assert vpp_weights(vppsim) == {}
+    wait_for(lambda: stack.dp.warmup.ended and stack.dp.syncs >= 1, timeout=5)
+    assert vpp_weights(vppsim) == {
+        "198.51.100.1/32:80": {"192.0.2.1": 100, "192.0.2.2": 50, "192.0.2.3": 0},
+        "198.51.100.2/32:0": {"192.0.2.3": 100},
+    }
+
+
+def test_a_failed_backend_gets_weight_zero_with_one_write(vppsim, stack):
+    wait_for(lambda: stack.dp.warmup.ended and stack.dp.syncs >= 1, timeout=5)
+    wait_for(lambda: stack.dp._job is None or stack.dp._job.done(), timeout=2)
+    before = stack.dp.syncs
+    stack.script.healthy["192.0.2.2"] = False
+    wait_for(lambda: vpp_weights(vppsim)["198.51.100.1/32:80"]["192.0.2.2"] == 0, timeout=3)
+    assert stack.dp.syncs == before + 1
+    assert stack.dp.last_result["operations"] == 1
+
+
+def test_a_restart_with_healthy_backends_writes_nothing(vppsim):
+    first = Stack(vppsim)
+    wait_for(lambda: first.dp.warmup.ended and first.dp.syncs >= 1, timeout=5)
+    state = vpp_weights(vppsim)
+    first.close()
+    second = Stack(vppsim)
+    try:
+        wait_for(lambda: second.dp.warmup.ended, timeout=5)
+        time.sleep(0.5)  # the full sync at the end of warmup has run
+        assert second.dp.syncs == 0
+        assert second.dp.last_result.get("operations") == 0
+        assert vpp_weights(vppsim) == state
+    finally:
+        second.close()
+
+
+def test_a_full_sync_of_an_unchanged_vpp_sends_nothing(vppsim, stack):
+    wait_for(lambda: stack.dp.warmup.ended and stack.dp.syncs >= 1, timeout=5)
+    result = stack.dp.sync()
+    assert result["operations"] == 0
+    one = stack.dp.sync("f")
+    assert one["operations"] == 0
+
+
+def test_drift_made_by_someone_else_is_repaired_by_a_full_sync(vppsim, stack):
+    wait_for(lambda: stack.dp.warmup.ended and stack.dp.syncs >= 1, timeout=5)
+    from vpp_papi import VPPApiClient
+
+    other = VPPApiClient(server_address=vppsim.api_socket, bootstrapapi=True)
+    other.connect("someone-else")
+    try:
+        reply = other.api.lb_as_set_weight(
+            pfx="198.51.100.1/32", protocol=6, port=80, as_address="192.0.2.1", weight=7
+        )
+        assert reply.retval == 0
+    finally:
+        other.disconnect()
+    assert vpp_weights(vppsim)["198.51.100.1/32:80"]["192.0.2.1"] == 7
+    result = stack.dp.sync()
+    assert result["operations"] == 1
+    assert vpp_weights(vppsim)["198.51.100.1/32:80"]["192.0.2.1"] == 100
+
+
+def test_unknown_frontend_sync_is_not_found(stack):
+    from health.errors import NotFound
+
+    with pytest.raises(NotFound):
+        stack.dp.sync("nope")

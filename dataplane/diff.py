@@ -34,7 +34,7 @@ from dataplane.desired import (
     address_order,
 )
 from health.checker.weights import MAX_WEIGHT
-from health.config.spec import IPAddress
+from health.config.spec import IPAddress, IPNetwork
 
 AS_FLAG_USED: int = 1  # lb_as_v2_details.flags bit 0; deleted ASes linger a while with it clear
 # What a fresh VPP reports in lb_conf_get (conf.json), used when `apply` has no conf to start from.
@@ -202,6 +202,7 @@ def diff(
     )
     removed: set[VipKey] = set()
     room: list[Operation] = []
+    by_prefix = _by_prefix(actual.vips)
     creations: list[Operation] = []
     as_ops: list[Operation] = []
     for key in sorted(desired.vips, key=VipKey.sort_key):
@@ -210,7 +211,11 @@ def diff(
         want, have = desired.vips[key], actual.vips.get(key)
         recreate = have is not None and _must_recreate(want, have)
         if have is None:
-            blockers = [k for k in actual.vips if k not in desired.vips and k.conflicts_with(key)]
+            blockers = [
+                k
+                for k in by_prefix.get(key.prefix, ())
+                if k not in desired.vips and k.conflicts_with(key)
+            ]
             if blockers and not full:
                 continue
             for blocker in sorted(set(blockers) - removed, key=VipKey.sort_key):
@@ -230,11 +235,19 @@ def diff(
     return conf + room + creations + as_ops + tail
 
 
+def _by_prefix(vips: Mapping[VipKey, object]) -> dict[IPNetwork, set[VipKey]]:
+    out: dict[IPNetwork, set[VipKey]] = {}
+    for k in vips:
+        out.setdefault(k.prefix, set()).add(k)
+    return out
+
+
 def apply(actual: ActualState, ops: Iterable[Operation]) -> ActualState:
     """The state VPP would be in after `ops`, by VPP's rules: a deleted AS lingers with flags 0
     (and is re-added by an add), a deleted VIP takes its ASes out of the VIP dump. Raises
     ValueError where VPP would refuse (-6 no such entry, -81 exists)."""
     vips = dict(actual.vips)
+    by_prefix = _by_prefix(vips)  # conflicts are per prefix: no scan of every VIP per add
     conf = actual.conf
     for op in ops:
         if isinstance(op, SetLbConf):
@@ -248,14 +261,17 @@ def apply(actual: ActualState, ops: Iterable[Operation]) -> ActualState:
                 _keep(op.conf.flow_timeout, base.flow_timeout),
             )
         elif isinstance(op, AddVip):
-            if any(k == op.key or k.conflicts_with(op.key) for k in vips):
+            same = by_prefix.get(op.key.prefix, set())
+            if any(k == op.key or k.conflicts_with(op.key) for k in same):
                 raise ValueError(f"add VIP {op.key}: exists (-81)")
             length = op.flow_table_length & 0xFFFF
             vips[op.key] = ActualVip(op.key, op.encap, op.src_ip_sticky, length, {})
+            by_prefix.setdefault(op.key.prefix, set()).add(op.key)
         elif op.key not in vips:
             raise ValueError(f"{type(op).__name__} {op.key}: no such VIP (-6)")
         elif isinstance(op, DelVip):
             del vips[op.key]
+            by_prefix[op.key.prefix].discard(op.key)
         else:
             vips[op.key] = _apply_as(vips[op.key], op)
     return ActualState(vips, conf)

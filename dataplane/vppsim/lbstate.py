@@ -100,6 +100,9 @@ class Vip:
     target_port: int = 0
     table_mask: int = 0
     table: list[int] = field(default_factory=lambda: [0])
+    # ASes (index, address, weight) the table must be rebuilt from; built when first read, so
+    # a batch of writes costs one rebuild (VPP rebuilds on every write; the result is the same).
+    pending: list[tuple[int, bytes, int]] | None = None
     last_gc: int = 0
     as_indexes: Pool[int] = field(default_factory=lambda: Pool(int))
 
@@ -116,6 +119,9 @@ class Vip:
         return self.type in IP4_VIP_TYPES
 
     def bucket_counts(self) -> Counter[int]:
+        if self.pending is not None:
+            self.table = build_table(self.pending, self.table_mask + 1)
+            self.pending = None
         return Counter(self.table)
 
 
@@ -421,7 +427,7 @@ class LbState:
             a = self.ass[as_index]
             if a.used and a.weight > 0:
                 live.append((as_index, a.address, a.weight))
-        vip.table = build_table(live, vip.table_mask + 1)
+        vip.pending = live
 
     # ------------------------------------------------------------ counters
 

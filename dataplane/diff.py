@@ -2,11 +2,14 @@
 
 Order of the returned operations:
 1. `SetLbConf`, when the global conf differs (only when `scope` is None);
-2. full sync only: stale VIPs that block a new VIP (per-port vs all-ports on one prefix, -81):
+2. full sync only: stale VIPs that block a new VIP (per-port vs all-ports on one prefix, -81;
+   a per-port VIP of another encap on the prefix, -73):
    their ASes deleted with flush, then the VIP;
 3. VIP creations in VIP order; a VIP whose encap or src_ip_sticky changed can't be changed live,
    so it is recreated here: its ASes deleted with flush, the VIP deleted, then added again
-   (an unknown src_ip_sticky is taken as right; the flow table length is not compared);
+   (an unknown src_ip_sticky is taken as right; the flow table length is not compared); the
+   deletions of all recreated VIPs come before the first add, since VPP keeps one encap per
+   prefix (-73);
 4. AS operations, VIP by VIP, in numeric address order with IPv4 before IPv6;
 5. full sync only: the remaining stale VIPs (not desired): ASes deleted with flush, then the VIP.
 
@@ -203,6 +206,7 @@ def diff(
     removed: set[VipKey] = set()
     room: list[Operation] = []
     by_prefix = _by_prefix(actual.vips)
+    recreations: list[Operation] = []  # all of them before any add: one encap per prefix (-73)
     creations: list[Operation] = []
     as_ops: list[Operation] = []
     for key in sorted(desired.vips, key=VipKey.sort_key):
@@ -210,19 +214,23 @@ def diff(
             continue
         want, have = desired.vips[key], actual.vips.get(key)
         recreate = have is not None and _must_recreate(want, have)
-        if have is None:
+        if have is None or recreate:
+            # A stale VIP on the prefix blocks the add: per-port beside all-ports (-81), or a
+            # per-port VIP of another encap (-73: VPP keeps one encap per prefix).
             blockers = [
                 k
                 for k in by_prefix.get(key.prefix, ())
-                if k not in desired.vips and k.conflicts_with(key)
+                if k != key
+                and k not in desired.vips
+                and (k.conflicts_with(key) or actual.vips[k].encap != want.encap)
             ]
             if blockers and not full:
                 continue
             for blocker in sorted(set(blockers) - removed, key=VipKey.sort_key):
                 room += _remove_vip(actual.vips[blocker], "conflict")
                 removed.add(blocker)
-        elif recreate:
-            creations += _remove_vip(have, "recreate")
+        if recreate:
+            recreations += _remove_vip(have, "recreate")
         if have is None or recreate:
             creations.append(AddVip(key, want.encap, want.src_ip_sticky, want.flow_table_length))
         have_ases = have.present_ases() if have is not None and not recreate else {}
@@ -232,7 +240,7 @@ def diff(
         for key in stale:
             if key not in removed:
                 tail += _remove_vip(actual.vips[key], "stale")
-    return conf + room + creations + as_ops + tail
+    return conf + room + recreations + creations + as_ops + tail
 
 
 def _by_prefix(vips: Mapping[VipKey, object]) -> dict[IPNetwork, set[VipKey]]:

@@ -100,11 +100,12 @@ def waves(ops: Sequence[Operation]) -> list[list[int]]:
     """Indexes of `ops` in batches, each sent only after the previous one has answered.
 
     An operation goes in the batch after the one holding what it needs: its VIP's creation
-    (AS operations), its VIP's AS operations (the VIP's deletion), the deletion of the VIP it
-    replaces or conflicts with (a creation); otherwise in the batch of the previous operation
-    on its VIP. Within a batch operations keep their order; operations on one VIP never change
-    order. So any diff needs at most four round trips (AS deletes, VIP deletes, VIP creations,
-    AS writes) however many VIPs it touches; the global conf goes in the first batch.
+    (AS operations), its VIP's AS operations (the VIP's deletion), earlier deletions of VIPs
+    on the same prefix (a creation: they may be what makes room, -81 or -73); otherwise in
+    the batch of the previous operation on its VIP. Within a batch operations keep their
+    order; operations on one VIP never change order. So any diff needs at most four round
+    trips (AS deletes, VIP deletes, VIP creations, AS writes) however many VIPs it touches;
+    the global conf goes in the first batch.
     """
     at: dict[VipKey, tuple[int, str]] = {}  # VIP → (batch, class) of its latest operation
     deleted: dict[VipKey, int] = {}  # VIP → batch of its deletion
@@ -119,7 +120,9 @@ def waves(ops: Sequence[Operation]) -> list[list[int]]:
             batch += 1
         if isinstance(op, AddVip):
             for key, b in deleted.items():
-                if key == op.key or key.conflicts_with(op.key):
+                # Any deletion on the same prefix: it may be what makes room (-81 for
+                # per-port vs all-ports, -73 for another encap).
+                if key.prefix == op.key.prefix:
                     batch = max(batch, b + 1)
         elif isinstance(op, DelVip):
             deleted[op.key] = batch

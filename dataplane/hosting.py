@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from dataplane.desired import VipKey
 from dataplane.manager import Dataplane
 from dataplane.vpp.connection import VppConnection
 from dataplane.vpp.counters import CounterStore
@@ -49,7 +51,12 @@ def start_simulator(directory: Path) -> Simulated:
 
 
 def attach_dataplane(
-    runtime: Any, api_socket: str, stats_socket: str, *, leader: Any = None
+    runtime: Any,
+    api_socket: str,
+    stats_socket: str,
+    *,
+    leader: Callable[[], bool] | None = None,
+    others_vips: Callable[[], set[VipKey]] | None = None,
 ) -> Dataplane | None:
     """Connect to VPP and keep it in line with `runtime`; None when the API address is empty
     (health checking only)."""
@@ -59,6 +66,6 @@ def attach_dataplane(
     conn = VppConnection(api_socket, stats_socket, deployment=runtime.deployment)
     store = counter_store()
     store.attach(conn)
-    dp = Dataplane(runtime, conn, **({"leader": leader} if leader else {}))
+    dp = Dataplane(runtime, conn, leader=leader or (lambda: True), others_vips=others_vips)
     dp.counters = store
     return dp.start()

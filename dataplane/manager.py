@@ -25,8 +25,17 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any
 
-from dataplane.desired import DesiredState, desired_conf, desired_state, desired_vip, vip_key
-from dataplane.diff import ActualState, diff
+from dataplane.desired import (
+    DesiredAs,
+    DesiredState,
+    DesiredVip,
+    VipKey,
+    desired_conf,
+    desired_state,
+    desired_vip,
+    vip_key,
+)
+from dataplane.diff import ActualState, ActualVip, diff
 from dataplane.vpp.connection import VppConnection
 from dataplane.vpp.errors import VppError, VppUnavailable
 from dataplane.vpp.reader import dump_lb, lb_state_view, read_actual, to_actual
@@ -49,11 +58,15 @@ class Dataplane:
         conn: VppConnection,
         *,
         leader: Callable[[], bool] = lambda: True,
+        others_vips: Callable[[], set[VipKey]] | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.runtime = runtime
         self.conn = conn
         self.leader = leader
+        # Sharded hosts: the VIP keys of the whole config, so a full sync never removes a VIP
+        # another shard owns. None: this runtime owns every frontend.
+        self.others_vips = others_vips
         self.clock = clock
         self.warmup = Warmup.from_lb(runtime.config.lb, start=clock())
         self._lock = threading.Lock()
@@ -175,6 +188,15 @@ class Dataplane:
         self._actual = to_actual(dump)
         config = self.runtime.config
         desired = desired_state(config, self.runtime.states(), overrides=self.runtime.overrides)
+        if self.others_vips is not None:
+            # Sharded: VIPs of other shards are left as VPP has them (their owners write them);
+            # only VIPs that no frontend of the whole config has count as stale.
+            mine = dict(desired.vips)
+            for key in self.others_vips() - set(mine):
+                have = self._actual.vips.get(key)
+                if have is not None:
+                    mine[key] = _as_is(have)
+            desired = DesiredState(vips=mine, conf=desired.conf)
         with self._lock:
             flush, self._flush = self._flush, set()
         ops = diff(
@@ -267,6 +289,13 @@ class Dataplane:
         with self._lock:
             self._pending.add(frontend)
         return self._run(self._sync_pending)
+
+
+def _as_is(have: ActualVip) -> DesiredVip:
+    """A desired VIP equal to what VPP has: the diff leaves it alone."""
+    ases = {a: DesiredAs(s.weight, False) for a, s in have.present_ases().items()}
+    sticky = bool(have.src_ip_sticky)
+    return DesiredVip(have.key, "", have.encap, sticky, ases, have.flow_table_length)
 
 
 def _log_failure(future: Future[Any]) -> None:

@@ -23,6 +23,7 @@ class RuntimeStep(bootsteps.StartStopStep):
     def __init__(self, parent: Any, **kwargs: Any) -> None:
         super().__init__(parent, **kwargs)
         self.runtime: Any = None
+        self.dataplane: Any = None
 
     def start(self, parent: Any) -> None:
         import redis
@@ -39,9 +40,27 @@ class RuntimeStep(bootsteps.StartStopStep):
         self.runtime = ShardedRuntime(
             settings.MAGLEV_DEPLOYMENT, client, node=parent.hostname
         ).start()
+        self.dataplane = self._attach_dataplane(settings)
         log.info("worker runtime started", extra={"worker_id": self.runtime.leases.me})
 
+    def _attach_dataplane(self, settings: Any) -> Any:
+        """This worker writes its own shards' VIPs to VPP over its own connection."""
+        from dataplane.desired import vip_key
+        from dataplane.hosting import attach_dataplane
+
+        sharded = self.runtime
+        return attach_dataplane(
+            sharded.hosted.runtime,
+            settings.MAGLEV_VPP_API_ADDR,
+            settings.MAGLEV_VPP_STATS_ADDR,
+            leader=lambda: sharded.leader,
+            others_vips=lambda: {vip_key(f) for f in sharded.full.frontends.values()},
+        )
+
     def stop(self, parent: Any) -> None:
+        if self.dataplane is not None:
+            self.dataplane.stop()
+            self.dataplane = None
         if self.runtime is not None:
             self.runtime.close()
             self.runtime = None

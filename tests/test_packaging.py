@@ -339,6 +339,7 @@ def test_env_file_documents_every_variable(root):
     assert active == {
         "MAGLEV_CONFIG": "/etc/vpp-maglev/maglev.yaml",
         "MAGLEV_DATA_DIR": "/var/lib/vpp-maglev",
+        "MAGLEV_CREATE_ADMIN": "false",
     }
     assert not (documented | used) - set(active) - commented
 

@@ -14,6 +14,9 @@ from pathlib import Path
 import pytest
 import redis
 
+from dataplane.hosting import start_simulator
+from dataplane.vpp.connection import VppConnection
+from dataplane.vpp.reader import dump_lb, lb_state_view
 from health.demo import DemoBackends
 from tests.conftest import REPO
 
@@ -139,7 +142,11 @@ def cluster(tmp_path):
     r.flushdb()
     demo = DemoBackends(ADDRESSES, port=PORT, chaos=False)
     demo.start()
+    sim = start_simulator(tmp_path / "vpp")
     c = Cluster(tmp_path)
+    c.sim = sim
+    c.env["MAGLEV_VPP_API_ADDR"] = sim.api_socket
+    c.env["MAGLEV_VPP_STATS_ADDR"] = sim.stats_socket
     c.redis = r
     c.demo = demo
     assert c.manage("migrate").returncode == 0
@@ -150,6 +157,7 @@ def cluster(tmp_path):
     yield c
     c.stop()
     demo.stop()
+    sim.stop()
     r.flushdb()
     r.close()
 
@@ -171,6 +179,20 @@ def transitions(c: Cluster, backend: str) -> list[str]:
     return [t for t in out.stdout.strip().split(";") if t]
 
 
+def vpp_weights(c: Cluster) -> dict[str, dict[str, int]]:
+    conn = VppConnection(c.sim.api_socket, "")
+    conn.start()
+    try:
+        assert conn.wait_connected(10)
+        view = conn.run(lambda api: lb_state_view(dump_lb(api)), timeout=10)
+    finally:
+        conn.stop()
+    return {
+        v["prefix"]: {a["address"]: a["weight"] for a in v["ases"] if a["used"]}
+        for v in view["vips"]
+    }
+
+
 def owners(c: Cluster) -> dict[str, str]:
     keys = c.redis.keys("maglev:default:shard:*")
     return {k.decode().rsplit(":", 1)[-1]: c.redis.get(k).decode().split(":")[1] for k in keys}
@@ -185,6 +207,12 @@ def test_two_workers_split_the_shards_and_one_takes_over_when_the_other_dies(clu
         30,
         "three shards split over two workers",
     )
+    # Each worker wrote its own shards' VIPs to VPP.
+    want = {
+        f"198.51.100.{i + 1}/32": {ADDRESSES[2 * i]: 100, ADDRESSES[2 * i + 1]: 100}
+        for i in range(3)
+    }
+    wait_for(lambda: vpp_weights(cluster) == want, 20, "every VIP in VPP")
     before = {f"b{i}": transitions(cluster, f"b{i}") for i in range(len(ADDRESSES))}
     pid1 = cluster.workers["w1"].pid
     cluster.workers["w1"].send_signal(signal.SIGKILL)
@@ -208,6 +236,10 @@ def test_two_workers_split_the_shards_and_one_takes_over_when_the_other_dies(clu
     # And it probes them: a failure taken over is detected and persisted.
     cluster.demo.set_healthy(ADDRESSES[0], False)
     wait_for(lambda: db_states(cluster)["b0"] == "down", 15, "b0 down after takeover")
+    wait_for(
+        lambda: vpp_weights(cluster)["198.51.100.1/32"][ADDRESSES[0]] == 0, 10, "weight 0 in VPP"
+    )
+    assert len(vpp_weights(cluster)) == 3  # the survivor's full syncs keep the other VIPs
 
 
 def test_an_operator_pause_in_another_process_stops_the_workers_probes(cluster):

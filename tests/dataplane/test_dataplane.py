@@ -140,3 +140,39 @@ def test_unknown_frontend_sync_is_not_found(stack):
 
     with pytest.raises(NotFound):
         stack.dp.sync("nope")
+
+
+def test_vpp_restarting_empty_is_resynced_after_reconnect_while_probing_goes_on(tmp_path):
+    from dataplane.vppsim.server import BackgroundServer
+    from dataplane.vppsim.simulator import Simulator
+
+    api, stats = str(tmp_path / "api.sock"), str(tmp_path / "stats.sock")
+    first = BackgroundServer(Simulator(), api, stats).start()
+
+    class Handle:
+        api_socket, stats_socket = api, stats
+
+    s = Stack(Handle())
+    s.dp.conn.retry_interval = 0.2  # reconnect quickly in the test (5 s in production)
+    try:
+        wait_for(lambda: s.dp.warmup.ended and s.dp.syncs >= 1, timeout=5)
+        assert len(vpp_weights(Handle)) == 2
+        first.stop()  # VPP goes away: its state is gone with it
+        wait_for(lambda: not s.dp.conn.connected, timeout=15)
+        probes = s.runtime.probes_run
+        time.sleep(0.3)
+        assert s.runtime.probes_run > probes  # probing never waits on VPP
+        second = BackgroundServer(Simulator(), api, stats).start()
+        try:
+            wait_for(lambda: len(vpp_weights(Handle)) == 2, timeout=15)
+            assert vpp_weights(Handle)["198.51.100.1/32:80"] == {
+                "192.0.2.1": 100,
+                "192.0.2.2": 50,
+                "192.0.2.3": 0,
+            }
+        finally:
+            s.close()
+            second.stop()
+    except BaseException:
+        s.close()
+        raise

@@ -51,6 +51,7 @@ class Codec:
                 self.aliases[f"vl_api_{a.name}_t"] = a
             for m in mod.messages:
                 self.messages[m.name] = m
+        self._encoders: dict[str, Any] = {}
 
     # ------------------------------------------------------------ sizes
 
@@ -150,9 +151,54 @@ class Codec:
 
     def encode(self, msg: Message, values: dict[str, Any]) -> bytes:
         """Encode `values` as `msg`; missing fields are zero, like VPP's zeroed reply buffers."""
+        enc = self._encoders.get(msg.name)
+        if enc is None:
+            enc = self._encoders[msg.name] = self._compile_fields(msg.fields)
         out = bytearray()
-        self._encode_fields(msg.fields, values, out)
+        enc(values, out)
         return bytes(out)
+
+    # Encoders compiled once per message: the same rules as _encode_field/_encode_one below,
+    # with every type lookup done up front (a 16,000-AS dump encodes 16,000 details).
+
+    def _compile_fields(self, fields: Iterable[Field]) -> Any:
+        parts = [(fld.name, self._compile_field(fld)) for fld in fields]
+
+        def enc(values: dict[str, Any], out: bytearray) -> None:
+            get = values.get
+            for name, part in parts:
+                part(get(name), out)
+
+        return enc
+
+    def _compile_field(self, fld: Field) -> Any:
+        if fld.type == "string" or fld.length is not None:
+            return lambda value, out, fld=fld: self._encode_field(fld, value, out)
+        return self._compile_one(fld.type)
+
+    def _compile_one(self, type_name: str) -> Any:
+        if type_name in _BASE:
+            packer = struct.Struct(_BASE[type_name]).pack
+
+            def base(value: Any, out: bytearray) -> None:
+                out += packer(value or 0)
+
+            return base
+        if type_name in self.enums:
+            return self._compile_one(self.enums[type_name].enumtype)
+        if type_name in self.aliases and self.aliases[type_name].length is None:
+            return self._compile_one(self.aliases[type_name].type)
+        if type_name in self.aliases or type_name in self.unions:
+            size = self.fixed_size(type_name)
+
+            def raw(value: Any, out: bytearray) -> None:
+                out += bytes(value or b"")[:size].ljust(size, b"\0")
+
+            return raw
+        if type_name in self.structs:
+            inner = self._compile_fields(self.structs[type_name].fields)
+            return lambda value, out: inner(value or {}, out)
+        raise KeyError(type_name)
 
     def _encode_fields(
         self, fields: Iterable[Field], values: dict[str, Any], out: bytearray

@@ -24,19 +24,30 @@ log = logging.getLogger(__name__)
 class _ApiConnection:
     """One API client; the dispatcher addresses it by its registration index."""
 
-    def __init__(self, writer: asyncio.StreamWriter) -> None:
+    def __init__(self, writer: asyncio.StreamWriter, dirty: set[_ApiConnection]) -> None:
         self.writer = writer
         self.registration = 0
         self.name = ""
         self.closed = False
+        # Replies of one request go out in one write (a dump is thousands of frames), and a
+        # reply may be addressed to another client, hence the server-wide dirty set.
+        self._out: list[bytes] = []
+        self._dirty = dirty
 
     def send(self, data: bytes) -> None:
         if not self.closed:
-            self.writer.write(data)
+            self._out.append(data)
+            self._dirty.add(self)
+
+    def flush(self) -> None:
+        if self._out and not self.closed:
+            self.writer.write(b"".join(self._out))
+        self._out.clear()
 
     def close(self) -> None:
         """Close after what is already queued has been written, as VPP does after a reply."""
         if not self.closed:
+            self.flush()
             self.closed = True
             self.writer.close()
 
@@ -55,6 +66,7 @@ class SimServer:
         self._stats_sock: socket.socket | None = None
         self._tasks: list[asyncio.Task] = []
         self._clients: dict[_ApiConnection, asyncio.Task] = {}
+        self._dirty: set[_ApiConnection] = set()
 
     async def start(self) -> None:
         _unlink_socket(self.api_socket)
@@ -95,7 +107,7 @@ class SimServer:
     async def _serve_client(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     ) -> None:
-        conn = _ApiConnection(writer)
+        conn = _ApiConnection(writer, self._dirty)
         task = asyncio.current_task()
         assert task is not None
         self._clients[conn] = task
@@ -110,6 +122,8 @@ class SimServer:
                 payload = await reader.readexactly(length)
                 if payload:  # VPP reads a zero-length message as a bogus id and drops it
                     self.sim.handle_api(conn, payload)
+                    while self._dirty:
+                        self._dirty.pop().flush()
                 await writer.drain()
         except (asyncio.IncompleteReadError, ConnectionError):
             pass

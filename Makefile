@@ -2,7 +2,7 @@
 # and runs them. See README.md.
 PY := .venv/bin/python
 
-.PHONY: run test lint format pkg-deb clean
+.PHONY: run test lint format bench pkg-deb clean
 
 run:
 	scripts/run
@@ -17,6 +17,10 @@ lint:
 format:
 	.venv/bin/ruff check --fix .
 	.venv/bin/ruff format .
+
+bench:
+	scripts/bootstrap dev
+	$(PY) bench/run_all.py
 
 pkg-deb:
 	scripts/pkg-deb

@@ -1,0 +1,168 @@
+"""B5: mass failure, 10,000 HTTP backends whose servers all stop at once.
+
+What runs: one nginx process listening on 10,000 distinct loopback addresses 127.1.x.y, one
+port (one `listen` each: every address of 127/8 is local, so no interface set-up, no
+nftables), answering `200 ok`. Our Runtime in this process probes 10,000 HTTP backends at those
+addresses (interval 1 s, fall 3, fast-interval 500 ms, timeout 1 s, rise 2; config built in
+code) that make 100 frontends of 100 backends (one pool each).
+
+What is measured: once all backends are up and a few intervals have passed, nginx is killed
+(SIGKILL: the kernel closes its 10,000 listening sockets at once, so every new connection is
+refused). From that moment (t0) until (a) every backend is `down`, counted by a transition
+listener, and (b) every frontend's effective weights are all 0, checked by a frontend listener
+in `Runtime.frontends()` after each transition; both listeners run on the runtime thread and
+take the time there. CPU: this process's CPU seconds over the same span divided by its length
+(the main thread only waits). Targets: within interval + 2×fast-interval + 2 s = 4 s, ≤ 1 core.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+try:
+    from bench import common
+except ImportError:  # run as a file
+    import common  # type: ignore[no-redef]
+
+from health.checker.counter import Transition
+from health.checker.states import State
+from health.config.spec import CheckType, HealthcheckSpec
+from health.engine.runtime import Runtime
+
+FULL = {"backends": 10_000, "per_frontend": 100, "settle": 3}
+SMOKE = {"backends": 200, "per_frontend": 100, "settle": 1}
+INTERVAL, FAST, TIMEOUT, FALL = 1.0, 0.5, 1.0, 3
+TARGET = INTERVAL + 2 * FAST + 2.0
+
+
+class Watch:
+    """Listeners that take the time (and CPU) when all are down and all weights are 0."""
+
+    def __init__(self, rt: Runtime) -> None:
+        self.rt = rt
+        self.armed = False
+        self.down: set[str] = set()
+        self.total = 0
+        self.nonzero: set[str] = set()
+        self.down_at: float | None = None
+        self.zero_at: float | None = None
+        self.cpu_at_end = 0.0
+        self.down_times: list[float] = []
+        self.t0 = 0.0
+        self.done = threading.Event()
+
+    def arm(self) -> None:
+        """Start counting (call on the loop thread, via call_wait)."""
+        self.total = len(self.rt.states())
+        self.down = {n for n, s in self.rt.states().items() if s is State.DOWN}
+        self.nonzero = {
+            name
+            for name, f in self.rt.frontends().items()
+            if any(w[1] > 0 for w in f.weights.values())
+        }
+        self.armed = True
+
+    def on_transition(self, name: str, change: Transition, _recorded: bool) -> None:
+        if not self.armed:
+            return
+        if change.to_state is State.DOWN:
+            self.down.add(name)
+            self.down_times.append(time.monotonic() - self.t0)
+        else:
+            self.down.discard(name)
+        if self.down_at is None and len(self.down) == self.total:
+            self.down_at = time.monotonic()
+            self._check_done()
+
+    def on_frontends(self, names: set[str], _flush: set[str]) -> None:
+        if not self.armed:
+            return
+        frontends = self.rt.frontends()
+        for name in names:
+            f = frontends.get(name)
+            if f is not None and any(w[1] > 0 for w in f.weights.values()):
+                self.nonzero.add(name)
+            else:
+                self.nonzero.discard(name)
+        if self.zero_at is None and not self.nonzero:
+            self.zero_at = time.monotonic()
+            self._check_done()
+
+    def _check_done(self) -> None:
+        if self.down_at is not None and self.zero_at is not None:
+            self.cpu_at_end = common.cpu_seconds()
+            self.done.set()
+
+
+def main() -> None:
+    args = common.parse_args(__doc__)
+    size = SMOKE if args.smoke else FULL
+    n = size["backends"]
+    addresses = common.loopback_addresses(n)
+    port = common.free_port()
+    nginx = common.Nginx([(addresses, port)])
+    check = HealthcheckSpec(
+        "web",
+        CheckType.HTTP,
+        port=port,
+        interval=INTERVAL,
+        fast_interval=FAST,
+        timeout=TIMEOUT,
+        fall=FALL,
+    )
+    rt = Runtime("b5", common.build_config(addresses, check, size["per_frontend"]))
+    watch = Watch(rt)
+    rt.transition_listeners.append(watch.on_transition)
+    rt.frontend_listeners.append(watch.on_frontends)
+    common.say(f"B5: {n} HTTP backends, {n // size['per_frontend']} frontends")
+    try:
+        started = time.monotonic()
+        rt.start()
+        if not common.wait_until(lambda: all(s is State.UP for s in rt.states().values()), 120):
+            raise SystemExit("not every backend came up")
+        common.say(f"  all up after {time.monotonic() - started:.1f}s")
+        time.sleep(size["settle"] * INTERVAL)  # into the steady state
+        common.drain_lag(rt)
+        runs0, cpu0, s0 = rt.probes_run, common.cpu_seconds(), time.monotonic()
+        time.sleep(size["settle"] * INTERVAL)
+        lags = common.drain_lag(rt)
+        dt = time.monotonic() - s0
+        common.say(
+            f"  steady state: {(rt.probes_run - runs0) / dt:.0f} probes/s on "
+            f"{(common.cpu_seconds() - cpu0) / dt:.2f} cores, lag p50 "
+            f"{common.percentile(lags, 50) * 1000:.1f} ms p99 "
+            f"{common.percentile(lags, 99) * 1000:.1f} ms"
+        )
+        rt.call_wait(watch.arm)
+        t0 = watch.t0 = time.monotonic()
+        cpu0 = common.cpu_seconds()
+        nginx.kill()  # every listening socket closes with the process
+        if not watch.done.wait(60):
+            raise SystemExit(f"after 60 s: {len(watch.down)}/{watch.total} down")
+    finally:
+        rt.stop()
+        nginx.stop()
+    down_s = watch.down_at - t0
+    zero_s = watch.zero_at - t0
+    end = max(watch.down_at, watch.zero_at)
+    cores = (watch.cpu_at_end - cpu0) / (end - t0)
+    times = sorted(watch.down_times)
+    common.say(
+        f"  all down after {down_s:.2f}s (first {times[0]:.2f}s, median "
+        f"{common.percentile(times, 50):.2f}s, p99 {common.percentile(times, 99):.2f}s), all "
+        f"weights 0 after {zero_s:.2f}s, {cores:.2f} cores"
+    )
+    common.say(
+        f"  target: within {TARGET:.0f}s ({'meets' if max(down_s, zero_s) <= TARGET else 'misses'})"
+        f" on <= 1 core ({'meets' if cores <= 1.0 else 'misses'})"
+    )
+    peer = "dpvs_34s_for_26670_on_1.8_cores"
+    common.figure("b5_all_down", down_s, "s", f"<={TARGET:.0f}", peer)
+    common.figure("b5_all_weights_zero", zero_s, "s", f"<={TARGET:.0f}", peer)
+    common.figure("b5_cores", cores, "cores", "<=1.0", peer)
+    common.print_figures()
+
+
+if __name__ == "__main__":
+    main()

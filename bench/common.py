@@ -1,0 +1,461 @@
+"""Shared helpers of the benchmarks: CPU and memory of processes, statistics, FIGURE lines,
+loopback targets (nginx, HAProxy, a TCP sink) and configs built in code.
+
+Targets bind loopback addresses only (127.0.0.0/8). Each runs in its own session with its
+config and logs in a temporary directory; `stop()` ends the whole session and removes the
+directory, and an atexit hook does it for anything a failing script left behind. nginx and
+HAProxy come from Debian and are apt-get installed when missing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import atexit
+import contextlib
+import ipaddress
+import math
+import os
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+if str(REPO) not in sys.path:  # run as `python bench/bX.py`: make `health` importable
+    sys.path.insert(0, str(REPO))
+
+from health.config.spec import (  # noqa: E402
+    BackendSpec,
+    Config,
+    FrontendSpec,
+    HealthcheckSpec,
+    PoolSpec,
+    Protocol,
+)
+
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+_figures: list[str] = []
+_procs: list[Proc] = []
+
+
+# -- measuring ----------------------------------------------------------------------------------
+
+
+def cpu_seconds(pid: int | None = None) -> float:
+    """CPU seconds (user + system) a process has used.
+
+    Our own process: CLOCK_PROCESS_CPUTIME_ID (all threads, ns resolution). Another process:
+    the sum of its threads' /proc/PID/task/TID/schedstat run times (ns resolution), falling
+    back to utime + stime from /proc/PID/stat (clock ticks, 10 ms)."""
+    if pid is None or pid == os.getpid():
+        return time.process_time()
+    try:
+        total = 0
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            total += int((task / "schedstat").read_text().split()[0])
+        return total / 1e9
+    except (OSError, ValueError, IndexError):
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        fields = stat[stat.rindex(")") + 2 :].split()  # the name may contain spaces
+        return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def rss_bytes(pid: int | None = None) -> int:
+    """Resident set size of a process (VmRSS)."""
+    for line in Path(f"/proc/{pid or 'self'}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise RuntimeError("no VmRSS")
+
+
+def median(values: Iterable[float]) -> float:
+    values = list(values)
+    return statistics.median(values) if values else math.nan
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """Nearest-rank percentile, q in [0, 100]."""
+    if not values:
+        return math.nan
+    ordered = sorted(values)
+    return ordered[max(0, min(len(ordered) - 1, math.ceil(q / 100 * len(ordered)) - 1))]
+
+
+def wait_until(predicate: Callable[[], object], timeout: float, step: float = 0.05) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(step)
+    return bool(predicate())
+
+
+def drain_lag(rt: Any) -> list[float]:
+    """Take the runtime's scheduling-lag samples (seconds), on its own thread."""
+
+    def take() -> list[float]:
+        samples = list(rt.lag)
+        rt.lag.clear()
+        return samples
+
+    return rt.call_wait(take)
+
+
+# -- reporting ----------------------------------------------------------------------------------
+
+
+def parse_args(doc: str | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description=(doc or "").split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--smoke", action="store_true", help="a tiny size that runs in seconds")
+    parser.add_argument("--trace", action="store_true", help="print profiling detail, if any")
+    return parser.parse_args()
+
+
+def figure(name: str, value: float, unit: str, target: str, peer: str = "none") -> None:
+    """Record a FIGURE line (printed by `print_figures()` at the end); no spaces in fields."""
+    text = f"{value:.0f}" if abs(value) >= 1000 else f"{value:.3g}"
+    _figures.append(f"FIGURE {name}={text} {unit} target={target} peer={peer}")
+
+
+def print_figures() -> None:
+    print(flush=True)
+    for line in _figures:
+        print(line, flush=True)
+
+
+def say(*args: object) -> None:
+    print(*args, flush=True)
+
+
+# -- targets ------------------------------------------------------------------------------------
+
+
+def ensure_tool(binary: str, package: str) -> str:
+    """The path of `binary`, apt-get installing `package` first when it is missing."""
+    found = shutil.which(binary) or shutil.which(binary, path="/usr/sbin:/sbin")
+    if found:
+        return found
+    if os.geteuid() != 0:
+        raise SystemExit(f"{binary} is missing; run: apt-get install {package}")
+    say(f"installing {package} ...")
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    cmd = ["apt-get", "install", "-y", "-qq", "--no-install-recommends", package]
+    if subprocess.run(cmd, env=env, capture_output=True).returncode != 0:
+        subprocess.run(["apt-get", "update", "-qq"], env=env, capture_output=True, check=True)
+        subprocess.run(cmd, env=env, capture_output=True, check=True)
+    found = shutil.which(binary) or shutil.which(binary, path="/usr/sbin:/sbin")
+    if not found:
+        raise SystemExit(f"{package} installed but {binary} not found")
+    return found
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def loopback_addresses(count: int, second_octet: int = 1) -> list[str]:
+    """`count` distinct addresses 127.S.x.y (y in 1..250); all of 127/8 is routed to lo."""
+    if count > 250 * 256:
+        raise ValueError("too many loopback addresses")
+    return [f"127.{second_octet}.{i // 250}.{i % 250 + 1}" for i in range(count)]
+
+
+def wait_listening(host: str, port: int, timeout: float = 10.0) -> None:
+    def up() -> bool:
+        with socket.socket() as s:
+            return s.connect_ex((host, port)) == 0
+
+    if not wait_until(up, timeout):
+        raise RuntimeError(f"nothing listens on {host}:{port}")
+
+
+class Proc:
+    """A child process in its own session, with a temporary directory for its files."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.dir = Path(tempfile.mkdtemp(prefix=f"maglev-bench-{name}-"))
+        self.popen: subprocess.Popen | None = None
+        _procs.append(self)
+
+    @property
+    def pid(self) -> int:
+        assert self.popen is not None
+        return self.popen.pid
+
+    def start(self, args: list[str], **kw: Any) -> None:
+        kw.setdefault("stdout", open(self.dir / "stdout.log", "wb"))  # noqa: SIM115 - child's
+        kw.setdefault("stderr", open(self.dir / "stderr.log", "wb"))  # noqa: SIM115
+        self.popen = subprocess.Popen(args, start_new_session=True, **kw)
+
+    def alive(self) -> bool:
+        return self.popen is not None and self.popen.poll() is None
+
+    def check_alive(self) -> None:
+        if not self.alive():
+            err = (self.dir / "stderr.log").read_text(errors="replace")[-2000:]
+            raise RuntimeError(f"{self.name} exited: {err}")
+
+    def kill(self) -> None:
+        """SIGKILL the whole session at once (its listening sockets close with it)."""
+        if self.alive():
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.pid, signal.SIGKILL)
+            self.popen.wait(10)
+
+    def stop(self) -> None:
+        if self.alive():
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.pid, signal.SIGTERM)
+            try:
+                self.popen.wait(5)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        for stream in (self.popen.stdout, self.popen.stderr) if self.popen else ():
+            if stream:
+                stream.close()
+        shutil.rmtree(self.dir, ignore_errors=True)
+        if self in _procs:
+            _procs.remove(self)
+
+    def __enter__(self) -> Proc:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+@atexit.register
+def _stop_all() -> None:
+    for proc in list(_procs):
+        with contextlib.suppress(Exception):
+            proc.stop()
+
+
+class Nginx(Proc):
+    """Debian's nginx answering `200 ok` on given (addresses, port) blocks, one process.
+
+    `master_process off`: a single process holds every listening socket, so killing it closes
+    them all at once (B5). No access log: TcpSink counts probes as SYNs when needed."""
+
+    def __init__(self, blocks: list[tuple[list[str], int]]) -> None:
+        super().__init__("nginx")
+        self.blocks = blocks
+        binary = ensure_tool("nginx", "nginx-light")
+        listens = sum(len(addresses) for addresses, _ in blocks)
+        servers = []
+        for addresses, port in blocks:
+            lines = "".join(f"    listen {a}:{port} backlog=4096;\n" for a in addresses)
+            servers.append(f"  server {{\n{lines}    location / {{ return 200 'ok\\n'; }}\n  }}\n")
+        conf = self.dir / "nginx.conf"
+        temp = self.dir / "tmp"
+        temp.mkdir()
+        conf.write_text(
+            textwrap.dedent(f"""\
+            daemon off;
+            master_process off;
+            pid {self.dir}/nginx.pid;
+            error_log stderr crit;
+            worker_rlimit_nofile {2 * listens + 40000};
+            events {{ worker_connections {listens + 16384}; multi_accept on; }}
+            http {{
+              access_log off;
+              keepalive_timeout 0;
+              client_body_temp_path {temp}; proxy_temp_path {temp};
+              fastcgi_temp_path {temp}; uwsgi_temp_path {temp}; scgi_temp_path {temp};
+            """)
+            + "".join(servers)
+            + "}\n"
+        )
+        self.start([binary, "-e", "stderr", "-p", str(self.dir), "-c", str(conf)])
+        for addresses, port in blocks:
+            wait_listening(addresses[-1], port, 30)
+        self.check_alive()
+
+
+class Haproxy(Proc):
+    """Debian's HAProxy running `config` (text) in the foreground, one thread."""
+
+    def __init__(self, config: str) -> None:
+        super().__init__("haproxy")
+        binary = ensure_tool("haproxy", "haproxy")
+        self.stats = self.dir / "stats.sock"
+        path = self.dir / "haproxy.cfg"
+        path.write_text(config.replace("@STATS@", str(self.stats)))
+        self.start([binary, "-db", "-f", str(path)])
+        if not wait_until(lambda: self.stats.exists() or not self.alive(), 10):
+            raise RuntimeError("haproxy did not open its stats socket")
+        self.check_alive()
+
+    def command(self, line: str) -> str:
+        with socket.socket(socket.AF_UNIX) as s:
+            s.settimeout(5)
+            s.connect(str(self.stats))
+            s.sendall(line.encode() + b"\n")
+            chunks = []
+            while chunk := s.recv(65536):
+                chunks.append(chunk)
+        return b"".join(chunks).decode()
+
+    def servers_up(self) -> int:
+        """Servers whose status is UP (from `show stat`)."""
+        lines = self.command("show stat").splitlines()
+        header = lines[0].lstrip("# ").split(",")
+        status = header.index("status")
+        return sum(
+            1
+            for line in lines[1:]
+            if line
+            and line.split(",")[1] not in ("BACKEND", "FRONTEND")
+            and line.split(",")[status] == "UP"
+        )
+
+
+_SINK = r"""
+import ctypes, selectors, socket, struct, sys
+accept_ports = [int(p) for p in sys.argv[1].split(",") if p]
+count_ports = {int(p): 0 for p in sys.argv[2].split(",") if p}
+sel = selectors.DefaultSelector()
+for port in accept_ports:
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind(("127.0.0.1", port))
+    s.listen(4096)
+    s.setblocking(False)
+    sel.register(s, selectors.EVENT_READ, "accept")
+# Count SYNs arriving on lo: a packet socket with a classic BPF filter that passes only
+# incoming (PACKET_HOST) IPv4 TCP first fragments with SYN set and ACK clear.
+DROP = 13
+prog = [
+    (0x20, 0, 0, 0xFFFFF004),  # ld pkttype
+    (0x15, 0, DROP - 2, 0),  # jeq PACKET_HOST
+    (0x28, 0, 0, 12),  # ldh ethertype
+    (0x15, 0, DROP - 4, 0x0800),
+    (0x30, 0, 0, 23),  # ldb ip proto
+    (0x15, 0, DROP - 6, 6),
+    (0x28, 0, 0, 20),  # ldh flags/fragment offset
+    (0x45, DROP - 8, 0, 0x1FFF),  # jset: a later fragment
+    (0xB1, 0, 0, 14),  # ldxb 4*([14]&0xf): IP header length
+    (0x50, 0, 0, 27),  # ldb [x+27]: TCP flags
+    (0x54, 0, 0, 0x12),  # and SYN|ACK
+    (0x15, 0, DROP - 12, 0x02),  # SYN only
+    (0x06, 0, 0, 96),  # accept 96 bytes
+    (0x06, 0, 0, 0),  # drop
+]
+code = ctypes.create_string_buffer(b"".join(struct.pack("HBBI", *i) for i in prog))
+raw = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0800))
+raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
+raw.setsockopt(socket.SOL_SOCKET, 26, struct.pack("HL", len(prog), ctypes.addressof(code)))
+raw.bind(("lo", 0x0800))
+raw.setblocking(False)
+sel.register(raw, selectors.EVENT_READ, "syn")
+sel.register(sys.stdin, selectors.EVENT_READ, "ask")
+buf = bytearray(96)
+print("ready", flush=True)
+while True:
+    for key, _ in sel.select():
+        if key.data == "ask":
+            if not sys.stdin.readline():
+                sys.exit(0)
+            drops = struct.unpack("II", raw.getsockopt(263, 6, 8))[1]  # PACKET_STATISTICS
+            counts = " ".join(f"{p}={c}" for p, c in count_ports.items())
+            print(f"{counts} drops={drops}", flush=True)
+        elif key.data == "syn":
+            while True:
+                try:
+                    n = raw.recv_into(buf)
+                except BlockingIOError:
+                    break
+                port = struct.unpack_from("!H", buf, 14 + (buf[14] & 15) * 4 + 2)[0]
+                if port in count_ports:
+                    count_ports[port] += 1
+        else:
+            while True:
+                try:
+                    conn, _ = key.fileobj.accept()
+                except BlockingIOError:
+                    break
+                conn.close()  # FIN: a reset here could reach a prober before its connect verdict
+"""
+
+
+class TcpSink(Proc):
+    """One process that accepts TCP connections on 127.0.0.1:`accept` ports and closes them,
+    and counts the SYNs arriving on lo for each of the `count` ports.
+
+    SYNs, not accepted connections, because HAProxy's connect-only check never completes the
+    handshake (it closes before its final ACK), so the server never sees an accept; a SYN is
+    one probe for every engine and every check type. `counts()` asks it over stdin; the
+    counter's own kernel drops are returned as `drops` (they should be 0)."""
+
+    def __init__(self, accept: list[int], count: list[int]) -> None:
+        super().__init__("tcpsink")
+        self.start(
+            [sys.executable, "-c", _SINK, ",".join(map(str, accept)), ",".join(map(str, count))],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert self.popen.stdout.readline().strip() == "ready"
+
+    def counts(self) -> dict[int | str, int]:
+        self.popen.stdin.write("?\n")
+        self.popen.stdin.flush()
+        line = self.popen.stdout.readline().split()
+        pairs = (item.split("=") for item in line)
+        return {(k if k == "drops" else int(k)): int(v) for k, v in pairs}
+
+    def stop(self) -> None:
+        if self.popen is not None and self.popen.stdin:
+            with contextlib.suppress(OSError):
+                self.popen.stdin.close()
+        super().stop()
+
+
+# -- configs built in code ----------------------------------------------------------------------
+
+
+def build_config(
+    addresses: Sequence[str],
+    check: HealthcheckSpec,
+    per_frontend: int = 0,
+    checks: dict[str, HealthcheckSpec] | None = None,
+) -> Config:
+    """Backends b0..bN-1 at `addresses` probed with `check`; with `per_frontend`, frontends
+    f0.. of one pool each over consecutive backends (VIPs are TEST-NET-2 addresses, never used
+    on the wire: the runtime only computes their weights)."""
+    backends = {
+        f"b{i}": BackendSpec(f"b{i}", ipaddress.ip_address(a), check.name)
+        for i, a in enumerate(addresses)
+    }
+    frontends = {}
+    if per_frontend:
+        names = list(backends)
+        for j in range(0, len(names), per_frontend):
+            f = j // per_frontend
+            pool = PoolSpec("p", tuple((n, 100) for n in names[j : j + per_frontend]))
+            frontends[f"f{f}"] = FrontendSpec(
+                name=f"f{f}",
+                address=ipaddress.ip_network(f"198.51.100.{f % 250 + 1}/32"),
+                protocol=Protocol.TCP,
+                port=80 + f // 250,
+                pools=(pool,),
+            )
+    return Config(
+        healthchecks={check.name: check, **(checks or {})},
+        backends=backends,
+        frontends=frontends,
+    )

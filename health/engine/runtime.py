@@ -15,12 +15,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import random
 import threading
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -80,6 +81,28 @@ class Runner:
         )
 
 
+class StatesView(Mapping[str, State]):
+    """Backend name → state, read live from the runners: no copy of every state per use."""
+
+    __slots__ = ("_runners",)
+
+    def __init__(self, runners: dict[str, Runner]) -> None:
+        self._runners = runners
+
+    def __getitem__(self, name: str) -> State:
+        return self._runners[name].machine.state
+
+    def get(self, name: str, default: Any = None) -> Any:
+        r = self._runners.get(name)
+        return default if r is None else r.machine.state
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._runners)
+
+    def __len__(self) -> int:
+        return len(self._runners)
+
+
 @dataclass
 class Restored:
     """What the database remembers of a backend across restarts."""
@@ -120,6 +143,9 @@ class Runtime:
         self._frontends: dict[str, live.FrontendLive] = {}
         self._weights: dict[str, FrontendWeights] = {}
         self._users: dict[str, set[str]] = {}  # backend → frontends that use it
+        self._states = StatesView(self._runners)
+        self._dirty: set[str] = set()  # frontends to recompute at the end of this loop turn
+        self._dirty_flush: set[str] = set()
         self.frontend_listeners: list[FrontendListener] = []
         self.transition_listeners: list[TransitionListener] = []
         self.dataplane: Any = None  # set by the dataplane: vpp_info(), vpp_lb_state(), ...
@@ -203,6 +229,7 @@ class Runtime:
         for spec, delay in zip(specs, spread_start(intervals, self._rng.random), strict=True):
             self._add_runner(spec, self._restored.get(spec.name), delay)
         self._recompute(set(self.config.frontends), publish=False)
+        gc.freeze()  # the long-lived runner objects: full collections then skip them
         log.info(
             "runtime started",
             extra={"deployment": self.deployment, "backends": len(self._runners)},
@@ -299,6 +326,7 @@ class Runtime:
             changed_frontends & set(config.frontends) | set(config.frontends) - set(old.frontends)
         )
         self._notify(changed_frontends, set())
+        gc.freeze()
         log.info(
             "config applied",
             extra={"removed": len(removed), "restarted": restarted, "backends": len(self._runners)},
@@ -403,13 +431,16 @@ class Runtime:
         r.since = now
         frm, to = change.from_state.value, change.to_state.value
         r.history.appendleft({"from": frm, "to": to, "at": now, "reason": change.reason})
-        # The failover path first: frontends and the dataplane, in this thread, right now.
+        # The failover path first: the frontends and the dataplane, in this thread, at the end
+        # of this loop turn, so transitions that land together (a mass failure, a reload) cost
+        # one recompute per frontend, not one per backend.
         affected = self._users.get(name, set())
-        flush = set()
-        if change.to_state in (State.DOWN, State.DISABLED):
-            flush.add(str(r.spec.address))
-        self._recompute(affected)
-        self._notify(affected, flush)
+        if affected:
+            if not self._dirty and self.loop is not None:
+                self.loop.call_soon(self._flush_frontends)
+            self._dirty |= affected
+            if change.to_state in (State.DOWN, State.DISABLED):
+                self._dirty_flush.add(str(r.spec.address))
         # Then the bookkeeping.
         TRANSITIONS.labels(name, frm, to).inc()
         log.info(
@@ -425,8 +456,16 @@ class Runtime:
             except Exception:
                 log.exception("transition listener failed")
 
+    def _flush_frontends(self) -> None:
+        names, self._dirty = self._dirty, set()
+        flush, self._dirty_flush = self._dirty_flush, set()
+        self._recompute(names)
+        self._notify(names, flush)
+
     def _recompute(self, names: set[str], *, publish: bool = True) -> None:
-        states = {n: r.machine.state for n, r in self._runners.items()}
+        if not names:
+            return
+        states = self._states
         for name in names:
             spec: FrontendSpec | None = self.config.frontends.get(name)
             if spec is None:

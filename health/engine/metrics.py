@@ -1,72 +1,105 @@
 """Prometheus metrics of the probe runtime (SPEC §11).
 
-Counters and the probe-duration histogram are updated in memory as probes finish (children
-are cached per backend so the hot path does no label lookups). Gauges are computed at scrape
-time from the live runtime by `RuntimeCollector`, so a removed backend or frontend leaves no
-stale series behind.
+Probe counts and durations are plain numbers updated as probes finish; they, and every gauge,
+are turned into metric families at scrape time from the live runtime by `RuntimeCollector`,
+so the hot path takes no locks and a removed backend or frontend leaves no stale series.
 """
 
 from __future__ import annotations
 
 import time
+from bisect import bisect_left
 from collections.abc import Iterator
+from itertools import accumulate
 from typing import Any
 
-from prometheus_client import REGISTRY, Counter, Histogram
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client import REGISTRY, Counter
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
 
 from health import live
 from health.checker.states import FrontendState, State
 
-PROBES = Counter(
-    "maglev_probe_total", "Probes run, by result code.", ["backend", "type", "result", "code"]
-)
-PROBE_SECONDS = Histogram(
-    "maglev_probe_duration_seconds",
-    "Time from probe start to verdict.",
-    ["backend", "type"],
-    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
-)
 TRANSITIONS = Counter(
     "maglev_backend_transitions_total", "Backend state transitions.", ["backend", "from", "to"]
 )
+# Upper bounds (seconds) of the probe-duration histogram.
+PROBE_BUCKETS: tuple[float, ...] = (
+    0.0005,
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+)
+
+
+class _BackendProbes:
+    """One backend's probe counts and duration histogram, as plain numbers."""
+
+    __slots__ = ("buckets", "count", "counts", "sum", "type")
+
+    def __init__(self, ctype: str) -> None:
+        self.type = ctype
+        self.counts: dict[tuple[bool, str], int] = {}
+        self.buckets = [0] * (len(PROBE_BUCKETS) + 1)
+        self.sum = 0.0
+        self.count = 0
 
 
 class ProbeMetrics:
-    """Per-backend cached metric children, so recording a probe costs two increments."""
+    """Probe counters kept as plain numbers on the probe thread and turned into
+    maglev_probe_total and maglev_probe_duration_seconds at scrape time: a probe costs a few
+    additions, not locked Prometheus children."""
 
     def __init__(self) -> None:
-        self._duration: dict[tuple[str, str], Any] = {}
-        self._count: dict[tuple[str, str, bool, str], Any] = {}
+        self._backends: dict[str, _BackendProbes] = {}
 
     def observe(self, backend: str, ctype: str, ok: bool, code: str, seconds: float) -> None:
-        key = (backend, ctype)
-        hist = self._duration.get(key)
-        if hist is None:
-            hist = self._duration[key] = PROBE_SECONDS.labels(backend, ctype)
-        hist.observe(seconds)
-        ckey = (backend, ctype, ok, code)
-        counter = self._count.get(ckey)
-        if counter is None:
-            result = "success" if ok else "failure"
-            counter = self._count[ckey] = PROBES.labels(backend, ctype, result, code)
-        counter.inc()
+        b = self._backends.get(backend)
+        if b is None:
+            b = self._backends[backend] = _BackendProbes(ctype)
+        key = (ok, code)
+        b.counts[key] = b.counts.get(key, 0) + 1
+        b.buckets[bisect_left(PROBE_BUCKETS, seconds)] += 1
+        b.sum += seconds
+        b.count += 1
 
     def forget(self, backend: str) -> None:
         """Drop a removed backend's series."""
-        for key in [k for k in self._duration if k[0] == backend]:
-            del self._duration[key]
-            PROBE_SECONDS.remove(*key)
-        for key in [k for k in self._count if k[0] == backend]:
-            del self._count[key]
-            PROBES.remove(key[0], key[1], "success" if key[2] else "failure", key[3])
+        self._backends.pop(backend, None)
+
+    def families(self) -> list[Any]:
+        total = CounterMetricFamily(
+            "maglev_probe",
+            "Probes run, by result code.",
+            labels=["backend", "type", "result", "code"],
+        )
+        hist = HistogramMetricFamily(
+            "maglev_probe_duration_seconds",
+            "Time from probe start to verdict.",
+            labels=["backend", "type"],
+        )
+        bounds = [*(str(b) for b in PROBE_BUCKETS), "+Inf"]
+        for name, b in list(self._backends.items()):
+            for (ok, code), n in list(b.counts.items()):
+                total.add_metric([name, b.type, "success" if ok else "failure", code], n)
+            cumulative = list(accumulate(b.buckets))
+            hist.add_metric([name, b.type], list(zip(bounds, cumulative, strict=True)), b.sum)
+        return [total, hist]
 
 
 class RuntimeCollector(Collector):
     """Gauges read from the live runtime at scrape time."""
 
-    def collect(self) -> Iterator[GaugeMetricFamily]:
+    def collect(self) -> Iterator[Any]:
         rt = live.current()
         state = GaugeMetricFamily(
             "maglev_backend_state",
@@ -111,6 +144,8 @@ class RuntimeCollector(Collector):
                 for (pool, backend), (_conf, effective, _flush) in f.weights.items():
                     weight.add_metric([f.name, pool, backend], float(effective))
         yield from (state, health, enabled, age, weight, fstate)
+        if rt is not None and hasattr(rt, "metrics"):
+            yield from rt.metrics.families()
 
 
 _registered = False

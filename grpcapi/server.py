@@ -72,13 +72,14 @@ async def start_server(
     tls_key: str | None = None,
     program: str = "grpcserver",
     watch_queue: int = bus.SUBSCRIBER_QUEUE,
+    vpp: Any = None,
 ) -> Running:
     """Start serving on `addr` (host:port; port 0 picks a free one) in the running loop."""
     creds = _credentials(tls_cert, tls_key)
     # No SO_REUSEPORT: a second server on the same port must fail, not share it silently.
     server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
     servicer = MaglevServicer(
-        deployment, TokenAuth(token), program=program, watch_queue=watch_queue
+        deployment, TokenAuth(token), program=program, watch_queue=watch_queue, vpp=vpp
     )
     pb_grpc.add_MaglevServicer_to_server(servicer, server)
     checker = health.aio.HealthServicer()

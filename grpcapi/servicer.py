@@ -61,8 +61,11 @@ class MaglevServicer(pb_grpc.MaglevServicer):
         *,
         program: str = "grpcserver",
         watch_queue: int = bus.SUBSCRIBER_QUEUE,
+        vpp: Any = None,
     ) -> None:
         self.deployment = deployment
+        # VPP for when no runtime runs in this process (grpcapi.vppview.StandaloneVpp).
+        self.vpp = vpp
         self.auth = auth
         self.program = program
         self.watch_queue = watch_queue
@@ -238,7 +241,7 @@ class MaglevServicer(pb_grpc.MaglevServicer):
     # -- VPP -----------------------------------------------------------------------------------
 
     async def _vpp(self, context: Any, call: Callable[[Any], T]) -> T:
-        rt = reads.runtime_for(self.deployment)
+        rt = reads.runtime_for(self.deployment) or self.vpp
         if rt is None:
             await self._abort(context, grpc.StatusCode.UNAVAILABLE, NO_RUNTIME)
         return await self._run(context, call, rt)

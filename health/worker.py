@@ -41,6 +41,14 @@ class RuntimeStep(bootsteps.StartStopStep):
             settings.MAGLEV_DEPLOYMENT, client, node=parent.hostname
         ).start()
         self.dataplane = self._attach_dataplane(settings)
+        # Events of this runtime reach the gRPC server and dashboards of other processes.
+        from channels.layers import get_channel_layer
+
+        from health import events
+
+        layer = get_channel_layer()
+        if layer is not None:
+            events.forward_to_channel_layer(layer, self.runtime.hosted.runtime.loop)
         log.info("worker runtime started", extra={"worker_id": self.runtime.leases.me})
 
     def _attach_dataplane(self, settings: Any) -> Any:

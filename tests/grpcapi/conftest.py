@@ -337,7 +337,9 @@ def start_server_process(data: Path, *extra: str, env_extra: dict[str, str] | No
 def cli_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     """One grpcserver subprocess (with a token) shared by the CLI tests."""
     server = start_server_process(
-        tmp_path_factory.mktemp("cli-server"), env_extra={"MAGLEV_GRPC_TOKEN": TOKEN}
+        tmp_path_factory.mktemp("cli-server"),
+        # No VPP for this server: its VPP calls answer UNAVAILABLE at once.
+        env_extra={"MAGLEV_GRPC_TOKEN": TOKEN, "MAGLEV_VPP_API_ADDR": ""},
     )
     yield server
     server.proc.terminate()

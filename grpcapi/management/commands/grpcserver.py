@@ -35,6 +35,16 @@ class Command(MaglevCommand):
         self.env_flag(parser, "--tls-cert", "MAGLEV_GRPC_TLS_CERT", "", "TLS certificate (PEM)")
         self.env_flag(parser, "--tls-key", "MAGLEV_GRPC_TLS_KEY", "", "TLS private key (PEM)")
         self.env_flag(parser, "--log-level", "MAGLEV_LOG_LEVEL", "info", "log level")
+        self.env_flag(
+            parser,
+            "--vpp-api-addr",
+            "MAGLEV_VPP_API_ADDR",
+            s.MAGLEV_VPP_API_ADDR,
+            "VPP API socket for the VPP read calls (empty: none)",
+        )
+        self.env_flag(
+            parser, "--vpp-stats-addr", "MAGLEV_VPP_STATS_ADDR", s.MAGLEV_VPP_STATS_ADDR, "stats"
+        )
 
     def handle(self, *args: Any, **opts: Any) -> None:
         logging.getLogger("maglev").setLevel(opts["log_level"].upper())
@@ -44,6 +54,11 @@ class Command(MaglevCommand):
             raise CommandError(str(exc)) from None
 
     async def _serve(self, opts: dict[str, Any]) -> None:
+        vpp = None
+        if opts["vpp_api_addr"]:
+            from grpcapi.vppview import StandaloneVpp
+
+            vpp = StandaloneVpp(opts["deployment"], opts["vpp_api_addr"], opts["vpp_stats_addr"])
         running = await start_server(
             opts["grpc_addr"],
             deployment=opts["deployment"],
@@ -51,6 +66,7 @@ class Command(MaglevCommand):
             tls_cert=opts["tls_cert"] or None,
             tls_key=opts["tls_key"] or None,
             program=self.program,
+            vpp=vpp,
         )
         bridge = None
         if settings.REDIS_URL:  # the runtime runs in another process: take its events
@@ -73,3 +89,5 @@ class Command(MaglevCommand):
         if bridge is not None:
             bridge.cancel()
         await running.stop()
+        if vpp is not None:
+            vpp.close()

@@ -1,0 +1,79 @@
+"""VPP for a gRPC server that runs without the probe runtime (the split production setup).
+
+Reads (GetVPPInfo, GetVPPLBState, GetVPPLBCounters) go to VPP directly over a connection of
+this process's own: VPP serves several API clients, and these calls only dump. Writes stay with
+the workers that own the shards: SyncVPPLBState is sent to every live worker as the
+`maglev.sync` task, and each syncs what it owns.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from django.conf import settings
+
+from dataplane.hosting import counter_store
+from dataplane.vpp.connection import VppConnection
+from dataplane.vpp.errors import VppUnavailable
+from dataplane.vpp.reader import dump_lb, lb_state_view
+from health.errors import Unavailable
+
+log = logging.getLogger("maglev.grpc")
+
+
+class StandaloneVpp:
+    """The VPP half of `health.live.Runtime`, for a process that has no runtime."""
+
+    def __init__(self, deployment: str, api_socket: str, stats_socket: str) -> None:
+        self.deployment = deployment
+        self.conn = VppConnection(api_socket, stats_socket, name="vpp-maglev-grpc")
+        self.counters = counter_store()
+        self.counters.attach(self.conn)
+        self.conn.start()
+
+    def close(self) -> None:
+        self.conn.stop()
+
+    def vpp_info(self) -> dict[str, Any]:
+        if not self.conn.connected:
+            raise Unavailable(f"VPP is not connected ({self.conn.api_socket})")
+        return self.conn.vpp_info()
+
+    def vpp_lb_state(self) -> dict[str, Any]:
+        try:
+            return self.conn.run(lambda api: lb_state_view(dump_lb(api)), timeout=30)
+        except VppUnavailable as exc:
+            raise Unavailable(str(exc)) from None
+
+    def vpp_counters(self) -> dict[str, Any]:
+        if not self.conn.connected:
+            raise Unavailable(f"VPP is not connected ({self.conn.api_socket})")
+        return self.counters.as_dict()
+
+    def sync(self, frontend: str | None = None) -> dict[str, Any]:
+        """Ask every live worker to sync (each writes only the shards it owns)."""
+        if not settings.REDIS_URL:
+            raise Unavailable("no runtime in this process and no Redis to reach the workers")
+        import redis
+        from celery.utils.nodenames import worker_direct
+
+        from health.engine.lease import live_nodes
+        from health.tasks import sync
+
+        client = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=2)
+        try:
+            nodes = live_nodes(client, self.deployment)
+        except redis.RedisError as exc:
+            raise Unavailable(f"cannot reach Redis to find the workers: {exc}") from None
+        finally:
+            client.close()
+        if not nodes:
+            raise Unavailable("no worker runtime is alive to sync VPP")
+        for node in nodes:
+            sync.apply_async(args=(self.deployment, frontend), queue=worker_direct(node))
+        return {
+            "scope": "frontend" if frontend else "full",
+            "operations": 0,
+            "summary": f"sync requested from {len(nodes)} worker(s)",
+        }

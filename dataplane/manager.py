@@ -38,7 +38,7 @@ from dataplane.desired import (
 from dataplane.diff import ActualState, ActualVip, diff
 from dataplane.vpp.connection import VppConnection
 from dataplane.vpp.errors import VppError, VppUnavailable
-from dataplane.vpp.reader import dump_lb, lb_state_view, read_actual, to_actual
+from dataplane.vpp.reader import dump_lb, lb_state_view, read_actual, read_lb_state, to_actual
 from dataplane.vpp.writer import apply_ops
 from dataplane.warmup import Warmup
 from health import events
@@ -72,7 +72,6 @@ class Dataplane:
         self._lock = threading.Lock()
         self._pending: set[str] = set()
         self._flush: set[str] = set()
-        self._held: set[str] = set()  # changed during warmup, synced on release
         self._job: Future[Any] | None = None
         self._actual: ActualState | None = None  # VPP thread only
         self._last_full = 0.0
@@ -109,9 +108,8 @@ class Dataplane:
         with self._lock:
             self._flush |= flush
             if not self.warmup.ended:
-                held = {f for f in frontends if not self.warmup.released(f)}
-                self._held |= held
-                frontends = frontends - held
+                # Held back frontends are synced when warmup releases them (`_tick`).
+                frontends = {f for f in frontends if self.warmup.released(f)}
                 if not frontends:
                     return
             self._pending |= frontends
@@ -141,8 +139,6 @@ class Dataplane:
         now = self.clock()
         if not self.warmup.ended:
             step = self.warmup.update(self.runtime.config.frontends, self.runtime.states(), now)
-            with self._lock:
-                self._held -= step.released
             if step.ended:
                 log.info("warmup ended", extra={"frontends": len(self.runtime.config.frontends)})
                 self._full_wanted = True
@@ -234,10 +230,6 @@ class Dataplane:
             "summary": result.summary(),
             "failures": len(result.failures),
         }
-        log.info(
-            "vpp-sync",
-            extra={"scope": scope, "frontends": len(frontends), "result": result.summary()},
-        )
         events.BUS.publish(events.Event("sync", self.runtime.deployment, dict(self.last_result)))
         for fn in self.on_synced:
             fn(frontends)
@@ -271,7 +263,7 @@ class Dataplane:
         return self.conn.vpp_info()
 
     def vpp_lb_state(self) -> dict[str, Any]:
-        return self._run(lambda api: lb_state_view(dump_lb(api)))
+        return self._run(read_lb_state)
 
     def vpp_counters(self) -> dict[str, Any]:
         if self.counters is None or not self.conn.connected:

@@ -16,7 +16,7 @@ from django.conf import settings
 from dataplane.hosting import counter_store
 from dataplane.vpp.connection import VppConnection
 from dataplane.vpp.errors import VppUnavailable
-from dataplane.vpp.reader import dump_lb, lb_state_view
+from dataplane.vpp.reader import read_lb_state
 from health.errors import Unavailable
 
 log = logging.getLogger("maglev.grpc")
@@ -42,7 +42,7 @@ class StandaloneVpp:
 
     def vpp_lb_state(self) -> dict[str, Any]:
         try:
-            return self.conn.run(lambda api: lb_state_view(dump_lb(api)), timeout=30)
+            return self.conn.run(read_lb_state, timeout=30)
         except VppUnavailable as exc:
             raise Unavailable(str(exc)) from None
 

@@ -33,9 +33,13 @@ from health.checker.weights import FrontendWeights, frontend_weights
 from health.config.spec import BackendSpec, Config, FrontendSpec, HealthcheckSpec
 from health.errors import Unavailable
 from health.probes import close_probe_resources
-from health.probes.result import ProbeResult
+from health.probes import runner as probes
+from health.probes.poller import Poller, poller_for
+from health.probes.result import INTERNAL, ProbeResult
+from health.probes.stream import StreamCheck
 
 from .metrics import TRANSITIONS, ProbeMetrics
+from .wheel import TimerWheel
 
 log = logging.getLogger("maglev.runtime")
 
@@ -53,9 +57,11 @@ class Runner:
     check: HealthcheckSpec
     machine: HealthCounter
     history: deque[dict[str, Any]]
-    generation: int = 0  # bumped on pause/reload so an in-flight result is dropped
-    handle: asyncio.TimerHandle | None = None
-    task: asyncio.Task | None = None
+    generation: int = 0  # bumped on pause/reload: a queued probe or in-flight result is dropped
+    task: asyncio.Task | None = None  # the probe in flight, on the coroutine path
+    running: StreamCheck | None = None  # the probe in flight, on the callback path
+    prober: probes.Prober | None = None  # prepared probe (the built-in prober only)
+    prober_error: str = ""  # why this backend can't be probed, when prober is None
     last_probe_at: float | None = None
     last_ok: bool | None = None
     last_code: str = ""
@@ -134,9 +140,12 @@ class Runtime:
         self.config = config
         self._restored = restored or {}
         self.overrides: dict[str, dict[tuple[str, str], int]] = overrides or {}
-        if prober is None:
-            from health.probes import run_probe as prober
+        # The built-in prober runs from a Prober prepared per backend, on callbacks for TCP
+        # and HTTP(S); a custom one (tests, benchmarks of the runtime alone) is awaited.
+        self._builtin = prober is None
         self._prober = prober
+        self._poller: Poller | None = None
+        self._wheel: TimerWheel | None = None
         self._rng = rng or random.Random()
         self._clock = clock
         self._runners: dict[str, Runner] = {}
@@ -174,6 +183,8 @@ class Runtime:
             loop = asyncio.new_event_loop()
         self.loop = loop
         asyncio.set_event_loop(loop)
+        self._poller = poller_for(loop)
+        self._wheel = TimerWheel(loop, self._fire)
         loop.call_soon(self._start_all)
         loop.call_soon(self._started.set)
         try:
@@ -197,6 +208,8 @@ class Runtime:
             for t in tasks:
                 with contextlib.suppress(BaseException):
                     await t
+            if self._wheel is not None:
+                self._wheel.clear()
             close_probe_resources()  # shared ICMP sockets and netns helpers of this loop
             loop.stop()
 
@@ -260,11 +273,22 @@ class Runtime:
             machine.disable("restored")
         elif restored and restored.paused:
             machine.pause("restored")
+        self._prepare(r)
         self._runners[spec.name] = r
         self._schedule(
             r, first_delay(self._interval(r), self._rng.random) if delay is None else delay
         )
         return r
+
+    def _prepare(self, r: Runner) -> None:
+        """Build the backend's Prober once, for all its probes (built-in prober only)."""
+        if not self._builtin:
+            return
+        try:
+            r.prober = probes.Prober(r.check, r.spec.address, netns=self.config.netns)
+            r.prober_error = ""
+        except ValueError as exc:
+            r.prober, r.prober_error = None, f"cannot probe: {exc}"
 
     def apply_config(
         self,
@@ -300,6 +324,8 @@ class Runtime:
             check = config.healthchecks[spec.healthcheck]
             if r is not None and r.spec == spec and r.check == check:
                 r.history = deque(r.history, config.transition_history)
+                if config.netns != old.netns:
+                    self._prepare(r)  # the next probe goes out in the new namespace
                 continue
             restored = restored_new.get(name)
             if r is not None:  # changed: restart in unknown, keep history and operator intent
@@ -381,32 +407,50 @@ class Runtime:
         if r.machine.state in (State.PAUSED, State.DISABLED, State.REMOVED):
             return
         assert self.loop is not None
+        assert self._wheel is not None
         planned = self.loop.time() + delay
-        r.handle = self.loop.call_at(planned, self._fire, r, r.generation, planned)
+        self._wheel.add(planned, (r, r.generation, planned))
 
     def _cancel(self, r: Runner) -> None:
-        r.generation += 1
-        if r.handle is not None:
-            r.handle.cancel()
-            r.handle = None
+        r.generation += 1  # the queued probe, if any, is skipped when its tick comes
+        if r.running is not None:  # its result would be dropped: free the socket now
+            r.running.abort()
+            r.running = None
 
     def _fire(self, r: Runner, generation: int, planned: float) -> None:
-        r.handle = None
         if generation != r.generation:
             return
-        assert self.loop is not None
-        self.lag.append(self.loop.time() - planned)
-        r.task = self.loop.create_task(self._probe(r, generation))
+        loop = self.loop
+        assert loop is not None
+        self.lag.append(loop.time() - planned)
+        prober = r.prober
+        if prober is not None and prober.fast:
+            # The hot path: no Task, coroutine or Future per probe.
+            check = prober.start(self._poller, lambda result: self._done(r, generation, result))
+            if check is not None and not check.finished:
+                r.running = check
+        elif self._builtin and prober is None:
+            self._done(r, generation, ProbeResult(False, INTERNAL, r.prober_error))
+        else:
+            r.task = loop.create_task(self._probe(r, generation))
 
     async def _probe(self, r: Runner, generation: int) -> None:
         try:
-            result = await self._prober(r.check, r.spec.address, netns=self.config.netns)
-        except Exception as exc:  # run_probe never raises; a custom prober might
-            result = ProbeResult(False, "INTERNAL", repr(exc)[:200])
+            if r.prober is not None:
+                result = await r.prober.run()
+            else:
+                result = await self._prober(r.check, r.spec.address, netns=self.config.netns)
+        except Exception as exc:  # Prober.run never raises; a custom prober might
+            result = ProbeResult(False, INTERNAL, repr(exc)[:200])
         finally:
             r.task = None
+        self._done(r, generation, result)
+
+    def _done(self, r: Runner, generation: int, result: ProbeResult) -> None:
+        """A probe's result: through the state machine, then schedule the next probe."""
         if generation != r.generation:
             return  # paused, removed or reloaded while the probe was out
+        r.running = None
         self.probes_run += 1
         r.last_probe_at = self._clock()
         r.last_ok, r.last_code, r.last_detail = result.ok, result.code, result.detail
@@ -414,10 +458,11 @@ class Runtime:
         self.metrics.observe(
             r.spec.name, r.check.type.value, result.ok, result.code, result.latency
         )
-        log.debug(
-            "probe",
-            extra={"backend": r.spec.name, "code": result.reason, "latency": result.latency},
-        )
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug(
+                "probe",
+                extra={"backend": r.spec.name, "code": result.reason, "latency": result.latency},
+            )
         change = r.machine.record(result.ok, result.reason)
         if change is not None:
             self._transition(r, change, recorded=False)

@@ -9,7 +9,6 @@ garbage gets L7RSP, not a hung probe.
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import ipaddress
 import re
@@ -18,8 +17,9 @@ import ssl
 from typing import Final
 
 from health.config.spec import CheckType, HealthcheckSpec
+from health.probes.poller import Poller
 from health.probes.result import L7OK, L7RSP, L7STS
-from health.probes.stream import StreamCheck
+from health.probes.stream import Done, StreamCheck
 
 VERSION: Final = "0.1.0"  # sent as User-Agent: vpp-maglev/VERSION unless the caller passes one
 USER_AGENT_PRODUCT: Final = "vpp-maglev"
@@ -160,9 +160,10 @@ class HttpCheck(StreamCheck):
 
     def __init__(
         self,
-        loop: asyncio.AbstractEventLoop,
+        poller: Poller,
         sock: socket.socket,
         started: float,
+        done: Done,
         request: bytes,
         accepted: frozenset[int],
         expect_text: str,
@@ -171,7 +172,7 @@ class HttpCheck(StreamCheck):
         tls_context: ssl.SSLContext | None = None,
         server_hostname: str | None = None,
     ) -> None:
-        super().__init__(loop, sock, started, tls_context, server_hostname)
+        super().__init__(poller, sock, started, done, tls_context, server_hostname)
         self._request = request
         self._accepted = accepted
         self._expect_text = expect_text

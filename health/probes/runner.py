@@ -10,7 +10,9 @@ it, the socket set-up included.
 
 from __future__ import annotations
 
+import _socket
 import asyncio
+import contextlib
 import ipaddress
 import socket
 import ssl
@@ -20,6 +22,7 @@ from typing import Final
 from health.config.spec import CheckType, HealthcheckSpec
 from health.probes import http, icmp
 from health.probes.netns import close_all_netns, get_netns
+from health.probes.poller import Poller, close_poller, poller_for
 from health.probes.result import (
     INTERNAL,
     L4TOUT,
@@ -29,13 +32,15 @@ from health.probes.result import (
     ProbeFailure,
     ProbeResult,
 )
-from health.probes.stream import StreamCheck
-from health.probes.tcp import TcpCheck, encode_text
+from health.probes.stream import Done, StreamCheck
+from health.probes.tcp import ConnectCheck, TcpCheck, encode_text
 
 # Linux: let connect() pick the port after bind(addr, 0), so a bound source address does not
 # use up a port per probe across all backends (socket.IP_BIND_ADDRESS_NO_PORT is 3.12+).
 IP_BIND_ADDRESS_NO_PORT: Final = getattr(socket, "IP_BIND_ADDRESS_NO_PORT", 24)
 
+# Non-blocking from socket() on: no extra ioctl per probe.
+STREAM_NONBLOCK: Final = socket.SOCK_STREAM | socket.SOCK_NONBLOCK
 PROBER_CACHE_SIZE: Final = 100_000  # prepared Probers kept by run_probe (~0.5 KB each)
 
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address | str
@@ -47,6 +52,7 @@ class Prober:
     __slots__ = (
         "_accepted",
         "_body_re",
+        "_delack",
         "_expect",
         "_expect_text",
         "_head",
@@ -59,6 +65,7 @@ class Prober:
         "_tls",
         "address",
         "family",
+        "fast",
         "sockaddr",
         "source",
         "spec",
@@ -95,6 +102,13 @@ class Prober:
         self.sockaddr = (self.address, port) if ip.version == 4 else (self.address, port, 0, 0)
         self._send = encode_text(spec.send)
         self._expect = encode_text(spec.expect)
+        # Delay the handshake's last ACK when we talk first (or only connect), as HAProxy does:
+        # the request carries it, and a connect-only check ends with SYN, SYN-ACK, RST, so the
+        # backend never sees a connection. Not when the server talks first: it would wait.
+        self._delack = not (spec.type == CheckType.TCP and self._send is None and self._expect)
+        # TCP and HTTP(S) in our own namespace run on callbacks alone (start()); ICMP and
+        # namespace probes need a coroutine (run()).
+        self.fast = spec.type != CheckType.ICMP and self._netns is None
         self._request = b""
         self._accepted: frozenset[int] = frozenset()
         self._expect_text = ""
@@ -112,6 +126,36 @@ class Prober:
                 self._tls = tls_context or http.tls_context(spec.verify)
                 self._server_hostname = http.server_hostname(spec, self.address)
 
+    def start(self, poller: Poller, done: Done) -> StreamCheck | None:
+        """Start one TCP or HTTP(S) probe in our namespace (`fast`) without a coroutine:
+        `done(result)` is called exactly once, maybe before this returns. Returns the running
+        check, to `abort()` when nobody waits for its result any more."""
+        started = time.perf_counter()
+        try:
+            # The C socket type: socket.socket's Python layer adds nothing a probe uses.
+            sock = _socket.socket(self.family, STREAM_NONBLOCK)
+        except OSError as exc:
+            detail = f"socket: {exc.strerror or exc}"
+            done(ProbeResult(False, SOCKERR, detail, time.perf_counter() - started))
+            return None
+        return self._launch(poller, sock, started, done, self.spec.timeout)
+
+    def _launch(
+        self, poller: Poller, sock: socket.socket, started: float, done: Done, timeout: float
+    ) -> StreamCheck | None:
+        try:
+            check = self._check(poller, sock, started, done)
+        except ProbeFailure as failure:
+            latency = time.perf_counter() - started
+            done(ProbeResult(False, failure.code, failure.detail, latency))
+            return None
+        except Exception as exc:
+            latency = time.perf_counter() - started
+            done(ProbeResult(False, INTERNAL, f"{type(exc).__name__}: {exc}", latency))
+            return None
+        check.start(self.sockaddr, timeout)
+        return check
+
     async def run(self) -> ProbeResult:
         """One probe over a fresh connection (or echo); always returns a ProbeResult."""
         loop = asyncio.get_running_loop()
@@ -121,20 +165,24 @@ class Prober:
         try:
             if self.spec.type == CheckType.ICMP:
                 return await self._ping(loop, started, deadline)
+            future: asyncio.Future[ProbeResult] = loop.create_future()
+
+            def done(result: ProbeResult) -> None:
+                if not future.done():
+                    future.set_result(result)
+
+            poller = poller_for(loop)
             if self._netns is None:
-                try:
-                    sock = socket.socket(self.family, socket.SOCK_STREAM)
-                except OSError as exc:
-                    raise ProbeFailure(SOCKERR, f"socket: {exc.strerror or exc}") from None
-                sock.setblocking(False)
+                check = self.start(poller, done)
             else:
                 sock = await self._netns_socket(deadline)
-            check = self._check(loop, sock, started)
-            check.start(self.sockaddr, deadline)
+                remaining = max(deadline - loop.time(), 0.0)
+                check = self._launch(poller, sock, started, done, remaining)
             try:
-                return await check.future
+                return await future
             except asyncio.CancelledError:
-                check.abort()
+                if check is not None:
+                    check.abort()
                 raise
         except ProbeFailure as failure:
             return ProbeResult(False, failure.code, failure.detail, time.perf_counter() - started)
@@ -152,17 +200,22 @@ class Prober:
             raise ProbeFailure(SOCKERR, f"socket: {exc.strerror or exc}") from None
 
     def _check(
-        self, loop: asyncio.AbstractEventLoop, sock: socket.socket, started: float
+        self, poller: Poller, sock: socket.socket, started: float, done: Done
     ) -> StreamCheck:
         try:
             if self.source is not None:
                 self._bind(sock)
+            if self._delack:
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_QUICKACK, 0)
             if self.spec.type == CheckType.TCP:
-                return TcpCheck(loop, sock, started, self._send, self._expect)
+                if self._send is None and self._expect is None:
+                    return ConnectCheck(poller, sock, started, done)
+                return TcpCheck(poller, sock, started, done, self._send, self._expect)
             return http.HttpCheck(
-                loop,
+                poller,
                 sock,
                 started,
+                done,
                 self._request,
                 self._accepted,
                 self._expect_text,
@@ -239,7 +292,10 @@ async def run_probe(
 
 
 def close_probe_resources() -> None:
-    """Close shared ICMP sockets and namespace helper threads (shutdown, tests)."""
+    """Close shared ICMP sockets and namespace helper threads (shutdown, tests), and the
+    probes' epoll of the running loop when called on one."""
+    with contextlib.suppress(RuntimeError):  # RuntimeError: no loop running in this thread
+        close_poller(asyncio.get_running_loop())
     _probers.clear()
     icmp.close_icmp_channels()
     close_all_netns()

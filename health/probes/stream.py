@@ -1,24 +1,24 @@
-"""The connection part of TCP and HTTP(S) probes, driven by event-loop callbacks.
+"""The connection part of TCP and HTTP(S) probes, driven by the probes' own epoll.
 
-No coroutines and no transports on the hot path: a probe is one object that registers
-reader/writer callbacks on its socket and resolves one future with a ProbeResult. This costs
-about half the CPU of asyncio streams and behaves the same on uvloop and the default loop,
-and the socket may come from another network namespace (see netns.py). The phase the probe is
-in when the deadline fires picks the timeout code, as in HAProxy: connect → L4TOUT, TLS
-handshake → L6TOUT, waiting for the reply → L7TOUT.
+No coroutines, futures or transports on the hot path: a probe is one object whose socket sits
+in the Poller (poller.py) and that hands exactly one ProbeResult to its `done` callback. This
+costs a fraction of asyncio streams, and the socket may come from another network namespace
+(see netns.py). The phase the probe is in when the deadline fires picks the timeout code, as
+in HAProxy: connect → L4TOUT, TLS handshake → L6TOUT, waiting for the reply → L7TOUT.
 """
 
 from __future__ import annotations
 
-import asyncio
 import errno
 import os
 import socket
 import ssl
 import struct
 import time
+from collections.abc import Callable
 from typing import Final
 
+from health.probes.poller import ERR, IN, OUT, Poller
 from health.probes.result import (
     INTERNAL,
     L4CON,
@@ -27,6 +27,7 @@ from health.probes.result import (
     L6TOUT,
     L7RSP,
     L7TOUT,
+    SOCKERR,
     ProbeResult,
 )
 
@@ -45,47 +46,51 @@ _TIMEOUT_DETAILS: Final = {
     REPLY: "no complete reply before the timeout",
 }
 
+Done = Callable[[ProbeResult], None]
+
 
 class StreamCheck:
     """One probe over one fresh TCP connection, optionally wrapped in TLS.
 
     Subclasses implement `connected()` (send the request), `on_data()` and `on_eof()` for the
-    plaintext stream, and call `succeed()`/`fail()`. `future` gets exactly one ProbeResult.
+    plaintext stream, and call `succeed()`/`fail()`. `done` is called exactly once with the
+    ProbeResult, unless the probe is aborted.
     """
 
     __slots__ = (
+        "_events",
         "_out",
         "_reading",
-        "_timer",
         "_tls",
         "_tls_in",
         "_tls_out",
-        "_writing",
+        "done",
         "fd",
-        "future",
-        "loop",
+        "finished",
         "phase",
+        "poller",
         "sock",
         "started",  # time.perf_counter() at the start, for the latency
     )
 
     def __init__(
         self,
-        loop: asyncio.AbstractEventLoop,
+        poller: Poller,
         sock: socket.socket,
         started: float,
+        done: Done,
         tls_context: ssl.SSLContext | None = None,
         server_hostname: str | None = None,
     ) -> None:
-        self.loop = loop
+        self.poller = poller
         self.sock = sock
         self.fd = sock.fileno()
         self.started = started
-        self.future: asyncio.Future[ProbeResult] = loop.create_future()
+        self.done = done
+        self.finished = False
         self.phase = CONNECT
-        self._timer: asyncio.TimerHandle | None = None
+        self._events = -1  # epoll interest; -1: not watched yet
         self._reading = False
-        self._writing = False
         self._out = b""  # bytes the socket did not take yet
         if tls_context is None:
             self._tls = self._tls_in = self._tls_out = None
@@ -98,47 +103,43 @@ class StreamCheck:
 
     # -- life cycle ---------------------------------------------------------------------------
 
-    def start(self, sockaddr: tuple, deadline: float) -> None:
-        """Start connecting; the result arrives in `future` by `deadline` at the latest."""
-        self._timer = self.loop.call_at(deadline, self._on_timeout)
+    def start(self, sockaddr: tuple, timeout: float) -> None:
+        """Start connecting; the result reaches `done` within `timeout` seconds."""
+        self.poller.expire(timeout, self)
         try:
             err = self.sock.connect_ex(sockaddr)
         except OSError as exc:
             err = exc.errno or errno.EINVAL
         if err == errno.EINPROGRESS:
-            self._writing = True
-            self.loop.add_writer(self.fd, self._on_connect)
+            self._interest()
         elif err == 0:
             self._established()
         else:
             self.fail(L4CON, os.strerror(err))
 
     def abort(self) -> None:
-        """Drop the probe without a result (its task was cancelled)."""
-        if not self.future.done():
-            self.future.cancel()
-        self._close()
+        """Drop the probe without a result (whoever waited for it has gone)."""
+        if not self.finished:
+            self.finished = True
+            self._close()
 
     def _close(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-        if self._reading:
-            self._reading = False
-            self.loop.remove_reader(self.fd)
-        if self._writing:
-            self._writing = False
-            self.loop.remove_writer(self.fd)
-        if self.sock.fileno() >= 0:
+        if self._events >= 0:
+            self.poller.forget(self.fd)  # closing the socket takes it out of the epoll
+        sock = self.sock
+        if sock.fileno() >= 0:
             try:  # noqa: SIM105 - hot path: no context manager object per probe
-                self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, LINGER_ABORT)
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, LINGER_ABORT)
             except OSError:
                 pass  # already reset by the peer: nothing to abort
-            self.sock.close()
+            sock.close()
 
     def _finish(self, result: ProbeResult) -> None:
+        if self.finished:
+            return
+        self.finished = True
         self._close()
-        if not self.future.done():
-            self.future.set_result(result)
+        self.done(result)
 
     def succeed(self, code: str, detail: str, http_status: int | None = None) -> None:
         latency = time.perf_counter() - self.started
@@ -151,23 +152,51 @@ class StreamCheck:
     def _crash(self, exc: BaseException) -> None:
         self.fail(INTERNAL, f"{type(exc).__name__}: {exc}")
 
-    def _on_timeout(self) -> None:
-        self._timer = None
-        self.fail(_TIMEOUT_CODES[self.phase], _TIMEOUT_DETAILS[self.phase])
+    def on_timeout(self) -> None:
+        if not self.finished:
+            self.fail(_TIMEOUT_CODES[self.phase], _TIMEOUT_DETAILS[self.phase])
+
+    # -- readiness ----------------------------------------------------------------------------
+
+    def _interest(self) -> None:
+        """Tell the epoll what this probe waits for now."""
+        events = IN if self._reading else 0
+        if self.phase == CONNECT or self._out:
+            events |= OUT
+        if events == self._events:
+            return
+        try:
+            if self._events < 0:
+                self.poller.watch(self.fd, events, self._on_event)
+            else:
+                self.poller.change(self.fd, events)
+        except OSError as exc:
+            self.fail(SOCKERR, f"epoll: {exc.strerror or exc}")
+            return
+        self._events = events
+
+    def _on_event(self, events: int) -> None:
+        try:
+            if self.phase == CONNECT:
+                self._on_connect()
+                return
+            if events & OUT and self._out:
+                self._on_writable()
+                if self.finished:
+                    return
+            if events & (IN | ERR):
+                self._on_readable()
+        except Exception as exc:
+            self._crash(exc)
 
     # -- connect ------------------------------------------------------------------------------
 
     def _on_connect(self) -> None:
-        try:
-            self._writing = False
-            self.loop.remove_writer(self.fd)
-            err = self.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
-            if err:
-                self.fail(L4CON, os.strerror(err))
-            else:
-                self._established()
-        except Exception as exc:
-            self._crash(exc)
+        err = self.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+        if err:
+            self.fail(L4CON, os.strerror(err))
+        else:
+            self._established()
 
     def _established(self) -> None:
         if self._tls is None:
@@ -176,6 +205,8 @@ class StreamCheck:
         else:
             self.phase = TLS
             self._handshake()
+        if not self.finished:
+            self._interest()
 
     # -- subclass interface -------------------------------------------------------------------
 
@@ -199,9 +230,8 @@ class StreamCheck:
         self._send_raw(data)
 
     def want_read(self) -> None:
-        if not self._reading:
-            self._reading = True
-            self.loop.add_reader(self.fd, self._on_readable)
+        """Wait for reply bytes (applied when the current step ends)."""
+        self._reading = True
 
     # -- I/O ------------------------------------------------------------------------------------
 
@@ -220,8 +250,6 @@ class StreamCheck:
             return
         if sent < len(data):
             self._out = data[sent:]
-            self._writing = True
-            self.loop.add_writer(self.fd, self._on_writable)
 
     def _on_writable(self) -> None:
         try:
@@ -231,14 +259,11 @@ class StreamCheck:
         except OSError as exc:
             self._io_error(exc)
             return
-        except Exception as exc:
-            self._crash(exc)
-            return
         self._out = self._out[sent:]
         if not self._out:
-            self._writing = False
-            self.loop.remove_writer(self.fd)
             self.sent_all()
+        if not self.finished:
+            self._interest()
 
     def sent_all(self) -> None:
         """A send that had to wait for the socket has finished (hook; rarely needed)."""
@@ -258,23 +283,22 @@ class StreamCheck:
         except OSError as exc:
             self._io_error(exc)
             return
-        try:
-            if self._tls is None:
-                if data:
-                    self.on_data(data)
-                else:
-                    self.on_eof()
-            elif data:
-                self._tls_in.write(data)
-                self._tls_step()
+        if self._tls is None:
+            if data:
+                self.on_data(data)
             else:
-                self._tls_in.write_eof()
-                if self.phase == TLS:
-                    self.fail(L6RSP, "connection closed during the TLS handshake")
-                else:
-                    self._tls_step()
-        except Exception as exc:
-            self._crash(exc)
+                self.on_eof()
+        elif data:
+            self._tls_in.write(data)
+            self._tls_step()
+        else:
+            self._tls_in.write_eof()
+            if self.phase == TLS:
+                self.fail(L6RSP, "connection closed during the TLS handshake")
+            else:
+                self._tls_step()
+        if not self.finished:
+            self._interest()
 
     # -- TLS ------------------------------------------------------------------------------------
 
@@ -292,17 +316,17 @@ class StreamCheck:
             self.fail(L6RSP, f"TLS handshake: {exc.reason or exc}")
             return
         self._send_raw(self._tls_out.read())
-        if not self.future.done():
+        if not self.finished:
             self.phase = REPLY
             self.connected()
 
     def _tls_step(self) -> None:
         if self.phase == TLS:
             self._handshake()
-            if self.phase == TLS or self.future.done():
+            if self.phase == TLS or self.finished:
                 return
         tls = self._tls
-        while not self.future.done():
+        while not self.finished:
             try:
                 data = tls.read(RECV_SIZE)
             except ssl.SSLWantReadError:
@@ -318,5 +342,5 @@ class StreamCheck:
                 return
             self.on_data(data)
         pending = self._tls_out.read()
-        if pending and not self.future.done():
+        if pending and not self.finished:
             self._send_raw(pending)

@@ -7,12 +7,13 @@ went out when nothing is expected), L7RSP when the peer closes or talks too long
 
 from __future__ import annotations
 
-import asyncio
+import os
 import socket
 from typing import Final
 
-from health.probes.result import L4OK, L7OK, L7RSP
-from health.probes.stream import StreamCheck
+from health.probes.poller import Poller
+from health.probes.result import L4CON, L4OK, L7OK, L7RSP
+from health.probes.stream import Done, StreamCheck
 
 MAX_REPLY_BYTES: Final = 16384  # give up looking for `expect` after this much reply
 
@@ -35,13 +36,14 @@ class TcpCheck(StreamCheck):
 
     def __init__(
         self,
-        loop: asyncio.AbstractEventLoop,
+        poller: Poller,
         sock: socket.socket,
         started: float,
+        done: Done,
         send: bytes | None,
         expect: bytes | None,
     ) -> None:
-        super().__init__(loop, sock, started)
+        super().__init__(poller, sock, started, done)
         self._send = send
         self._expect = expect
         self._buf = b""
@@ -54,7 +56,7 @@ class TcpCheck(StreamCheck):
             self.want_read()
         if self._send is not None:
             self.send(self._send)
-            if self._expect is None and not self._out and not self.future.done():
+            if self._expect is None and not self._out and not self.finished:
                 self.succeed(L7OK, f"sent {len(self._send)} bytes")
 
     def sent_all(self) -> None:
@@ -75,3 +77,20 @@ class TcpCheck(StreamCheck):
             self.fail(L7RSP, f"reply did not contain the expected text: {self._buf[:64]!r}")
         else:
             self.fail(L7RSP, "connection closed without a reply")
+
+
+class ConnectCheck(StreamCheck):
+    """The plain TCP check (no send, no expect): the verdict is the connect itself. The
+    commonest probe, so it skips the generic phase handling."""
+
+    __slots__ = ()
+
+    def _on_event(self, events: int) -> None:
+        err = self.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+        if err:
+            self.fail(L4CON, os.strerror(err))
+        else:
+            self.succeed(L4OK, "connected")
+
+    def connected(self) -> None:
+        self.succeed(L4OK, "connected")

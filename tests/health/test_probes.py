@@ -353,9 +353,21 @@ def test_a_tls_handshake_that_never_finishes_times_out_with_l6tout(run, ns, http
 @netns
 def test_tcp_connect_passes_with_l4ok_and_refused_fails_with_l4con(run, ns, tcp):
     assert run(run_probe(tcp_spec(tcp.port), ns.ns_v6)).code == codes.L4OK
-    assert wait_for(lambda: tcp.connections == 1)
     tcp.refuse()
     assert run(run_probe(tcp_spec(tcp.port), ns.ns_v4)).code == codes.L4CON
+
+
+@netns
+def test_tcp_connect_only_never_hands_the_server_a_connection(run, ns, tcp):
+    # As HAProxy's checks: the handshake's last ACK is held back (TCP_QUICKACK off, the kernel
+    # waits up to 200 ms) and the probe closes with RST on the SYN-ACK, so the backend's
+    # accept() never returns; a check that sends data does reach it.
+    for _ in range(3):
+        assert run(run_probe(tcp_spec(tcp.port), ns.ns_v4)).code == codes.L4OK
+    time.sleep(0.3)
+    assert tcp.connections == 0
+    assert run(run_probe(tcp_spec(tcp.port, send="PING\r\n"), ns.ns_v4)).code == codes.L7OK
+    assert wait_for(lambda: tcp.connections == 1)
 
 
 @netns

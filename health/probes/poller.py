@@ -1,0 +1,161 @@
+"""The probes' own epoll and timeout queue, plugged into the event loop once.
+
+asyncio's `add_reader`/`add_writer` are made for long-lived sockets: on uvloop each fresh
+socket costs a libuv poll handle (an extra ioctl, an epoll ADD and DEL) and every callback a
+Handle. A probe socket lives for one connect and one reply, thousands of times a second, so
+the probes keep their sockets in one epoll of their own, whose descriptor the loop watches
+like any other. A probe then costs one `epoll_ctl` ADD (closing the socket drops it from the
+epoll for free) and one dict entry. Timeouts go the same way: one deque per timeout value,
+whose deadlines are in order because the loop clock only goes forward, swept by one loop
+timer, instead of a timer handle per probe. This is the structure HAProxy's checks use.
+
+The loop must not start a probe from inside `dispatch` on a descriptor number that the same
+batch of events still holds; the runtime starts probes from loop timers only, so it never does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import select
+from collections import deque
+from collections.abc import Callable
+from typing import Final, Protocol
+
+IN: Final = select.EPOLLIN
+OUT: Final = select.EPOLLOUT
+# Events that end a probe's wait whatever it asked for.
+ERR: Final = select.EPOLLERR | select.EPOLLHUP
+MAX_EVENTS: Final = 1024  # per epoll_wait; more stay ready for the loop's next turn
+
+
+class Timed(Protocol):
+    """What the timeout queue holds: something that can be finished or time out."""
+
+    finished: bool
+
+    def on_timeout(self) -> None: ...
+
+
+class Poller:
+    """One epoll for a loop's probe sockets, and the probes' deadlines. Loop thread only."""
+
+    __slots__ = ("_armed_at", "_epoll", "_handlers", "_queues", "_timer", "closed", "loop")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self._epoll = select.epoll()
+        self._handlers: dict[int, Callable[[int], None]] = {}
+        self._queues: dict[float, deque[tuple[float, Timed]]] = {}
+        self._timer: asyncio.TimerHandle | None = None
+        self._armed_at = float("inf")
+        self.closed = False
+        loop.add_reader(self._epoll.fileno(), self.dispatch)
+
+    # -- sockets -------------------------------------------------------------------------------
+
+    def watch(self, fd: int, events: int, handler: Callable[[int], None]) -> None:
+        """Call `handler(events)` when `fd` is ready; raises OSError if it can't be watched."""
+        self._epoll.register(fd, events)
+        self._handlers[fd] = handler
+
+    def change(self, fd: int, events: int) -> None:
+        """Wait for other events on a watched `fd`."""
+        self._epoll.modify(fd, events)
+
+    def forget(self, fd: int) -> None:
+        """Stop calling `fd`'s handler. The caller closes `fd` right after, which removes it
+        from the epoll; an fd that stays open must be unwatched with `unwatch`."""
+        self._handlers.pop(fd, None)
+
+    def unwatch(self, fd: int) -> None:
+        """Remove a watched `fd` that stays open."""
+        if self._handlers.pop(fd, None) is not None:
+            try:  # noqa: SIM105 - hot path: no context manager per probe
+                self._epoll.unregister(fd)
+            except OSError:
+                pass
+
+    def dispatch(self) -> None:
+        """The loop saw the epoll readable: run the ready sockets' handlers."""
+        handlers = self._handlers
+        for fd, events in self._epoll.poll(0, MAX_EVENTS):
+            handler = handlers.get(fd)
+            if handler is not None:
+                handler(events)
+
+    # -- deadlines ----------------------------------------------------------------------------
+
+    def expire(self, timeout: float, item: Timed) -> float:
+        """Call `item.on_timeout()` `timeout` seconds from now unless it has finished by then;
+        returns the deadline (loop time)."""
+        deadline = self.loop.time() + timeout
+        queue = self._queues.get(timeout)
+        if queue is None:
+            queue = self._queues[timeout] = deque()
+        queue.append((deadline, item))
+        if deadline < self._armed_at:
+            self._arm(deadline)
+        return deadline
+
+    def _arm(self, at: float) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self._armed_at = at
+        self._timer = self.loop.call_at(at, self._sweep)
+
+    def _sweep(self) -> None:
+        self._timer = None
+        self._armed_at = float("inf")
+        now = self.loop.time()
+        due: list[Timed] = []
+        head = float("inf")
+        for queue in self._queues.values():
+            # Finished items go whatever their deadline: most probes finish long before it.
+            while queue and (queue[0][1].finished or queue[0][0] <= now):
+                item = queue.popleft()[1]
+                if not item.finished:
+                    due.append(item)
+            if queue and queue[0][0] < head:
+                head = queue[0][0]
+        if head != float("inf"):
+            self._arm(head)
+        for item in due:
+            item.on_timeout()
+
+    # -- shutdown -----------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Time out what is still running (its sockets close), then drop the epoll."""
+        if self.closed:
+            return
+        self.closed = True
+        if self._timer is not None:
+            self._timer.cancel()
+        pending = [item for q in self._queues.values() for _, item in q if not item.finished]
+        self._queues.clear()
+        for item in pending:
+            item.on_timeout()
+        if not self.loop.is_closed():
+            self.loop.remove_reader(self._epoll.fileno())
+        self._epoll.close()
+        self._handlers.clear()
+
+
+_pollers: dict[asyncio.AbstractEventLoop, Poller] = {}
+
+
+def poller_for(loop: asyncio.AbstractEventLoop) -> Poller:
+    """The loop's Poller, made on first use (call on the loop's thread)."""
+    poller = _pollers.get(loop)
+    if poller is None or poller.closed:
+        for old in [lp for lp in _pollers if lp.is_closed()]:  # loops closed without close_poller
+            _pollers.pop(old)._epoll.close()
+        poller = _pollers[loop] = Poller(loop)
+    return poller
+
+
+def close_poller(loop: asyncio.AbstractEventLoop) -> None:
+    """Close the loop's Poller, if it has one (on the loop's thread, before the loop closes)."""
+    poller = _pollers.pop(loop, None)
+    if poller is not None:
+        poller.close()

@@ -1,27 +1,34 @@
-"""B8: config reload with 10,000 backends, 1% changed.
+"""B8: config reload with 10,000 backends, 1% changed, through the real reload path.
 
-What runs: one nginx listening on 10,000 loopback addresses 127.1.x.y (see B5) and our Runtime
-in this process with 10,000 HTTP backends (interval 5 s: 2,000 probes/s of background load, a
-third of what one loop sustains, so the reload is measured on a working engine, not a
-saturated one) in 100 frontends of 100 backends, from maglev.yaml text made in code.
+What runs: one nginx listening on 10,000 loopback addresses 127.1.x.y (see B5), and in this
+process the embedded host as `maglevd` runs it: a SQLite database in a temporary data
+directory, the deployment imported from a maglev.yaml file (which then owns the config), and
+the runtime hosted from the database (`host_runtime`: persistence, the service layer's
+changes) with 10,000 HTTP backends (interval 5 s: 2,000 probes/s of background load) in 100
+frontends of 100 backends.
 
-What is measured, per reload (3 of them; medians reported): each reload moves a further 1% of
-the backends (100, spread over the frontends) to a second healthcheck (same target, another
-path), so each new config differs from the running one in exactly 1% of the backends.
-  - apply: on the runtime thread, from a marker callback queued just before `apply_config`'s
-    callback to one queued just after it (the loop runs callbacks in order), i.e. the time
-    `_apply_config` itself takes, transitions and weights included;
-  - full path: `parse_config` of the YAML text (main thread) + from calling `apply_config` to
-    the end marker running on the loop (queueing included).
+What is measured, per reload (3 of them; medians reported): each reload rewrites the file so a
+further 1% of the backends (100, spread over the frontends) move to a second healthcheck
+(same target, another path), and calls the service layer's `reload_config`, which is what
+SIGHUP, the gRPC ReloadConfig call and the Celery task do.
+  - full: from the call to the moment the runtime has applied the new config: read the file,
+    parse and validate it, import it into the database (audited), read the deployment back
+    (the host's change hook) and apply it on the runtime thread (a marker callback queued
+    right after the apply runs);
+  - parse: `parse_config` of the same text alone, for the breakdown;
+  - apply: on the runtime thread, `_apply_config` itself (marker callbacks around it).
 Then checked: every changed backend was restarted (it has an up → unknown `config reload`
 transition) and no unchanged backend was (its transition history is exactly as before and no
-transition listener call named it). Target: ≤ 1 s, unchanged backends not restarted.
+transition listener call named it). Target: full ≤ 1 s, unchanged backends not restarted.
 """
 
 from __future__ import annotations
 
+import os
+import tempfile
 import threading
 import time
+from pathlib import Path
 
 try:
     from bench import common
@@ -31,6 +38,8 @@ except ImportError:  # run as a file
 from health.checker.states import State
 from health.config import parse_config
 from health.engine.runtime import Runtime
+
+DEPLOYMENT = "b8"
 
 FULL = {"backends": 10_000, "per_frontend": 100, "reloads": 3, "interval": "5s"}
 SMOKE = {"backends": 200, "per_frontend": 100, "reloads": 1, "interval": "1s"}
@@ -65,11 +74,13 @@ def config_text(
     return "\n".join(lines) + "\n"
 
 
-def reload_once(rt: Runtime, text: str, changed: set[str], seen: list) -> dict:
+def reload_once(rt: Runtime, path: Path, text: str, changed: set[str], seen: list) -> dict:
+    from health import services
+
     before = {name: b.transitions for name, b in rt.backends().items()}
     seen.clear()
     t_parse = time.perf_counter()
-    config = parse_config(text)
+    parse_config(text)
     parse_s = time.perf_counter() - t_parse
     marks: dict[str, float] = {}
     done = threading.Event()
@@ -79,12 +90,23 @@ def reload_once(rt: Runtime, text: str, changed: set[str], seen: list) -> dict:
         if key == "end":
             done.set()
 
-    submitted = time.perf_counter()
-    rt.call(lambda: mark("start"))
-    rt.apply_config(config)
-    rt.call(lambda: mark("end"))
-    if not done.wait(60):
-        raise SystemExit("the reload did not finish in 60 s")
+    # The apply alone: marker callbacks right around the one the host's hook queues.
+    original = rt.apply_config
+
+    def apply_config(config, *args, **kwargs) -> None:
+        rt.call(lambda: mark("start"))
+        original(config, *args, **kwargs)
+        rt.call(lambda: mark("end"))
+
+    path.write_text(text)
+    rt.apply_config = apply_config  # type: ignore[method-assign]
+    try:
+        submitted = time.perf_counter()
+        services.reload_config(DEPLOYMENT, services.Actor("b8"))
+        if not done.wait(60):
+            raise SystemExit("the reload did not reach the runtime in 60 s")
+    finally:
+        del rt.apply_config
     after = rt.backends()
     touched = {name for name, b in after.items() if b.transitions != before[name]}
     touched |= {name for name, *_ in seen}
@@ -93,10 +115,22 @@ def reload_once(rt: Runtime, text: str, changed: set[str], seen: list) -> dict:
     return {
         "parse": parse_s,
         "apply": marks["end"] - marks["start"],
-        "full": parse_s + marks["end"] - submitted,
+        "full": marks["end"] - submitted,
         "restarted_unchanged": restarted_unchanged,
         "changed_restarted": len(reloaded & changed),
     }
+
+
+def setup_django(data_dir: str) -> None:
+    """This process as maglevd: settings, a fresh SQLite database in `data_dir`."""
+    os.environ["MAGLEV_DATA_DIR"] = data_dir
+    os.environ.pop("DATABASE_URL", None)
+    os.environ["DJANGO_SETTINGS_MODULE"] = "maglev_site.settings"
+    import django
+    from django.core.management import call_command
+
+    django.setup()
+    call_command("migrate", verbosity=0)
 
 
 def main() -> None:
@@ -106,7 +140,18 @@ def main() -> None:
     addresses = common.loopback_addresses(n)
     port = common.free_port()
     nginx = common.Nginx([(addresses, port)])
-    rt = Runtime("b8", parse_config(config_text(addresses, port, per, size["interval"], set())))
+    data_dir = tempfile.TemporaryDirectory(prefix="b8-")
+    setup_django(data_dir.name)
+    from health import services
+    from health.engine.host import host_runtime
+
+    path = Path(data_dir.name) / "maglev.yaml"
+    path.write_text(config_text(addresses, port, per, size["interval"], set()))
+    services.import_config_text(
+        path.read_text(), DEPLOYMENT, services.Actor("b8"), config_file=str(path)
+    )
+    hosted = host_runtime(DEPLOYMENT)
+    rt = hosted.runtime
     seen: list[tuple[str, str, str, str]] = []
     rt.transition_listeners.append(
         lambda name, t, _r: seen.append((name, t.from_state.value, t.to_state.value, t.reason))
@@ -116,38 +161,43 @@ def main() -> None:
     common.say(f"B8: {n} HTTP backends (interval {size['interval']}), {n // per} frontends")
     try:
         started = time.monotonic()
-        rt.start()
         if not common.wait_until(lambda: all(s is State.UP for s in rt.states().values()), 180):
-            raise SystemExit("not every backend came up")
+            states = [s.value for s in rt.states().values()]
+            codes = {b.last_code for b in rt.backends().values()}
+            raise SystemExit(
+                f"not every backend came up: {len(states)} backends, "
+                f"{states.count('up')} up; probe codes {sorted(codes)[:5]}"
+            )
         common.say(f"  all up after {time.monotonic() - started:.1f}s")
         for r in range(size["reloads"]):
             new = set(range(r + 1, n, 100))  # 1%: every 100th backend, another offset each time
             moved |= new
             text = config_text(addresses, port, per, size["interval"], moved)
-            res = reload_once(rt, text, {f"b{i}" for i in new}, seen)
+            res = reload_once(rt, path, text, {f"b{i}" for i in new}, seen)
             results.append(res)
             common.say(
-                f"  reload {r}: {len(new)} changed; parse {res['parse']:.3f}s, apply "
-                f"{res['apply']:.3f}s on the runtime thread, full path {res['full']:.3f}s; "
+                f"  reload {r}: {len(new)} changed; full path {res['full']:.3f}s (parse alone "
+                f"{res['parse']:.3f}s, apply {res['apply']:.3f}s on the runtime thread); "
                 f"{res['changed_restarted']}/{len(new)} changed restarted, "
                 f"{res['restarted_unchanged']} unchanged restarted"
             )
             common.wait_until(lambda: all(s is State.UP for s in rt.states().values()), 60, 0.2)
     finally:
-        rt.stop()
+        hosted.close()
         nginx.stop()
+        data_dir.cleanup()
     apply_s = common.median(r["apply"] for r in results)
     full_s = common.median(r["full"] for r in results)
     parse_s = common.median(r["parse"] for r in results)
     wrong = max(r["restarted_unchanged"] for r in results)
     missed = sum(n // 100 - r["changed_restarted"] for r in results)
     common.say(
-        f"median: apply {apply_s:.3f}s, parse {parse_s:.3f}s, full path {full_s:.3f}s "
+        f"median: full path {full_s:.3f}s, parse {parse_s:.3f}s, apply {apply_s:.3f}s "
         f"({'meets' if full_s <= 1.0 else 'misses'} <= 1 s); unchanged restarted: {wrong}, "
         f"changed not restarted: {missed}"
     )
     common.figure("b8_apply", apply_s, "s", "<=1.0")
-    common.figure("b8_parse_and_apply", full_s, "s", "<=1.0")
+    common.figure("b8_reload", full_s, "s", "<=1.0")
     common.figure("b8_unchanged_restarted", wrong, "backends", "0")
     common.figure("b8_changed_not_restarted", missed, "backends", "0")
     common.print_figures()

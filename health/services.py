@@ -21,7 +21,7 @@ from django.utils import timezone
 from . import hooks
 from .checker.counter import HealthCounter, StateError
 from .checker.states import State
-from .config import ConfigError, ConfigIssue, StructureError, dump_config, parse_config
+from .config import ConfigError, ConfigIssue, StructureError, dump_config, gc_paused, parse_config
 from .config.spec import Config
 from .config_db import ImportSummary, config_from_db, import_config
 from .errors import FailedPrecondition, InvalidArgument, NotFound, ServiceError
@@ -117,7 +117,7 @@ def import_config_text(
 ) -> ImportSummary:
     """Validate and import maglev.yaml text declaratively; a bad file changes nothing."""
     dep = Deployment.objects.filter(name=deployment).first()
-    with _audit(actor, action, config_file or "(text)", dep) as detail:
+    with _audit(actor, action, config_file or "(text)", dep) as detail, gc_paused():
         config = parse_config(text)
         dep, summary = import_config(config, deployment, config_file=config_file)
         detail["summary"] = summary.as_dict()

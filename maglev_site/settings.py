@@ -101,8 +101,14 @@ DATABASES = {
     )
 }
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
-    # Waiting on a lock beats failing when the web side and the runtime write at once.
-    DATABASES["default"].setdefault("OPTIONS", {})["timeout"] = 20
+    # Waiting on a lock beats failing when the web side and the runtime write at once. The
+    # wait only works when a transaction takes the write lock at BEGIN (IMMEDIATE): one that
+    # read first and then wants to write after another thread's commit fails at once with
+    # "database is locked". WAL lets readers go on while the runtime's persister writes.
+    options = DATABASES["default"].setdefault("OPTIONS", {})
+    options["timeout"] = 20
+    options["transaction_mode"] = "IMMEDIATE"
+    options["init_command"] = "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
     DATABASES["default"]["CONN_MAX_AGE"] = 0
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from health import hooks, live
+from health.config import gc_paused
 from health.config.spec import Config
 from health.config_db import config_from_db
 from health.models import BackendState, Deployment, PoolMember, Transition
@@ -95,13 +96,13 @@ def host_runtime(
     )
 
     def on_transition(name: str, change: Any, recorded: bool) -> None:
-        at = runtime.backends().get(name)
+        # O(1) per transition: a start-up or mass failure brings thousands of them at once.
         persister.record(
             TransitionRecord(
                 name,
                 change.from_state.value,
                 change.to_state.value,
-                at.since if at and at.since else 0.0,
+                runtime.since(name) or 0.0,
                 change.reason,
             ),
             persist_transition=not recorded,
@@ -121,7 +122,8 @@ def host_runtime(
             # Runs on the importing thread, which may use the ORM; the loop never does.
             current = Deployment.objects.get(name=deployment)
             persister.forget(set(runtime.config.backends))
-            hosted.full_config = config_from_db(current)
+            with gc_paused():  # 10,000 backends: see gc_paused
+                hosted.full_config = config_from_db(current)
             if hosted.on_config:
                 for fn in hosted.on_config:
                     fn(hosted.full_config)

@@ -17,7 +17,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from django.db import close_old_connections, transaction
+from django.db import close_old_connections, connection, transaction
+from django.db.models import Model
 
 from health.history import trim_transitions
 from health.live import BackendLive
@@ -58,7 +59,7 @@ class StatePersister:
     def __init__(
         self,
         deployment: str,
-        snapshot: Callable[[], dict[str, BackendLive]],
+        snapshot: Callable[[set[str]], dict[str, BackendLive]],
         history: Callable[[], int],
         interval: float = FLUSH_INTERVAL,
     ) -> None:
@@ -141,42 +142,81 @@ class StatePersister:
 
     def _write(self, pending: list[TransitionRecord], dirty: set[str]) -> None:
         ids = self._backend_ids(dirty | {r.backend for r in pending})
-        live = self._snapshot()
-        with transaction.atomic():
-            Transition.objects.bulk_create(
-                [
-                    Transition(
-                        backend_id=ids[r.backend],
-                        from_state=r.from_state,
-                        to_state=r.to_state,
-                        at=_dt(r.at),
-                        reason=r.reason[:255],
-                    )
-                    for r in pending
-                    if r.backend in ids
-                ]
+        live = self._snapshot(dirty)
+        transitions = [
+            (ids[r.backend], r.from_state, r.to_state, _dt(r.at), r.reason[:255])
+            for r in pending
+            if r.backend in ids
+        ]
+        states = [
+            (
+                b.state,
+                b.counter,
+                _dt(b.since),
+                _dt(b.last_probe_at),
+                b.last_ok,
+                b.last_code[:32],
+                b.last_detail[:255],
+                b.last_latency,
+                ids[name],
             )
-            states = list(
-                BackendState.objects.filter(backend_id__in=[ids[n] for n in dirty if n in ids])
-            )
-            by_id = {v: k for k, v in ids.items()}
-            for st in states:
-                b = live.get(by_id[st.backend_id])
-                if b is None:
-                    continue
-                st.state = b.state
-                st.counter = b.counter
-                st.since = _dt(b.since)
-                st.last_probe_at = _dt(b.last_probe_at)
-                st.last_ok = b.last_ok
-                st.last_code = b.last_code[:32]
-                st.last_detail = b.last_detail[:255]
-                st.last_latency = b.last_latency
-            BackendState.objects.bulk_update(states, STATE_FIELDS, batch_size=500)
-            if pending:
-                trim_transitions(
-                    {ids[r.backend] for r in pending if r.backend in ids}, self._history()
+            for name, b in live.items()
+            if name in ids
+        ]
+        with transaction.atomic(), connection.cursor() as cursor:
+            if transitions:
+                cursor.executemany(
+                    _INSERT_TRANSITION.sql(), _prepared(_INSERT_TRANSITION, transitions)
                 )
+            if states:
+                cursor.executemany(_UPDATE_STATE.sql(), _prepared(_UPDATE_STATE, states))
+            if pending:
+                trim_transitions({row[0] for row in transitions}, self._history())
+
+
+class _Statement:
+    """One parametrised INSERT or UPDATE over model fields, run with executemany: after a
+    mass failure a flush writes thousands of rows, and the ORM's bulk_update builds a
+    CASE/WHEN expression tree per row and field. That Python work holds the GIL for seconds,
+    and the probe loop, which gives the GIL up at every system call, then waits its turn at
+    each one. executemany leaves the rows to the database driver."""
+
+    def __init__(self, model: type[Model], fields: list[str], key: str | None = None) -> None:
+        self.model = model
+        self.fields = [model._meta.get_field(f) for f in fields]
+        self.key = model._meta.get_field(key) if key else None
+        if self.key is not None:
+            self.fields.append(self.key)
+
+    def sql(self) -> str:
+        qn = connection.ops.quote_name
+        table = qn(self.model._meta.db_table)
+        if self.key is None:
+            columns = ", ".join(qn(f.column) for f in self.fields)
+            marks = ", ".join(["%s"] * len(self.fields))
+            return f"INSERT INTO {table} ({columns}) VALUES ({marks})"
+        sets = ", ".join(f"{qn(f.column)} = %s" for f in self.fields[:-1])
+        return f"UPDATE {table} SET {sets} WHERE {qn(self.key.column)} = %s"
+
+
+def _prepared(statement: _Statement, rows: list[tuple]) -> list[list]:
+    """Rows with each value as the database wants it (datetimes above all)."""
+    preps = [
+        (f.get_db_prep_value, f.get_internal_type() == "DateTimeField") for f in statement.fields
+    ]
+    out = []
+    for row in rows:
+        out.append(
+            [
+                prep(v, connection, prepared=False) if is_dt and v is not None else v
+                for (prep, is_dt), v in zip(preps, row, strict=True)
+            ]
+        )
+    return out
+
+
+_INSERT_TRANSITION = _Statement(Transition, ["backend", "from_state", "to_state", "at", "reason"])
+_UPDATE_STATE = _Statement(BackendState, STATE_FIELDS, key="backend")
 
 
 def wait_flushed(persister: StatePersister, timeout: float = 5.0) -> bool:

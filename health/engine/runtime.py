@@ -21,7 +21,7 @@ import random
 import threading
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -560,8 +560,17 @@ class Runtime:
 
     # -- views (any thread) --------------------------------------------------------------------
 
-    def backends(self) -> dict[str, live.BackendLive]:
-        return {r.spec.name: r.live() for r in list(self._runners.values())}
+    def backends(self, names: Iterable[str] | None = None) -> dict[str, live.BackendLive]:
+        """Live views of every backend, or of `names` only (those that exist)."""
+        if names is None:
+            return {r.spec.name: r.live() for r in list(self._runners.values())}
+        runners = self._runners
+        return {n: r.live() for n in names if (r := runners.get(n)) is not None}
+
+    def since(self, name: str) -> float | None:
+        """When the backend last changed state (None: unknown backend, or never)."""
+        r = self._runners.get(name)
+        return None if r is None else r.since
 
     def frontends(self) -> dict[str, live.FrontendLive]:
         return dict(list(self._frontends.items()))

@@ -72,7 +72,7 @@ class Dataplane:
         self._lock = threading.Lock()
         self._pending: set[str] = set()
         self._flush: set[str] = set()
-        self._job: Future[Any] | None = None
+        self._job_queued = False  # a _sync_pending job is queued or running (under _lock)
         self._actual: ActualState | None = None  # VPP thread only
         self._last_full = 0.0
         self._full_wanted = False
@@ -113,9 +113,21 @@ class Dataplane:
                 if not frontends:
                     return
             self._pending |= frontends
-            if self._job is not None and not self._job.done():
-                return  # the queued job will take these too
-            self._job = self.conn.submit(self._sync_pending)
+            if self._job_queued:
+                return  # the job takes these too: it runs until nothing is pending
+            self._job_queued = True
+        self.conn.submit(self._sync_pending).add_done_callback(self._sync_job_done)
+
+    def _sync_job_done(self, future: Future[Any]) -> None:
+        if future.cancelled() or future.exception() is not None:
+            # VPP away or a write failed: the next change queues a job again, and a full sync
+            # soon puts back what this one did not write.
+            with self._lock:
+                self._job_queued = False
+                self._full_wanted = True
+            exc = None if future.cancelled() else future.exception()
+            if exc is not None and not isinstance(exc, VppUnavailable):
+                log.error("frontend sync failed", extra={"error": str(exc)[:300]})
 
     def _on_connection(self, what: str, _api: Any) -> None:
         # Runs on the VPP thread: never wait here, only note what to do.
@@ -154,9 +166,20 @@ class Dataplane:
     # -- the work, on the VPP thread -----------------------------------------------------------
 
     def _sync_pending(self, api: Any) -> dict[str, Any]:
-        with self._lock:
-            frontends, self._pending = self._pending, set()
-            flush, self._flush = self._flush, set()
+        """Write the pending frontends, again and again until none are left: changes that come
+        in while a write is under way are taken by the next round (a job that wrote only what
+        was pending when it started would leave them to the next full sync)."""
+        result: dict[str, Any] = {"scope": "frontend", "operations": 0}
+        while True:
+            with self._lock:
+                frontends, self._pending = self._pending, set()
+                flush, self._flush = self._flush, set()
+                if not frontends:
+                    self._job_queued = False
+                    return result
+            result = self._sync_frontends(api, frontends, flush)
+
+    def _sync_frontends(self, api: Any, frontends: set[str], flush: set[str]) -> dict[str, Any]:
         if self._actual is None:
             self._actual = read_actual(api)
         config = self.runtime.config
@@ -261,6 +284,12 @@ class Dataplane:
         if not self.conn.connected:
             raise Unavailable(f"VPP is not connected ({self.conn.api_socket})")
         return self.conn.vpp_info()
+
+    @property
+    def vpp_view(self) -> ActualState | None:
+        """VPP's lb state as the last dump and every write reply since say it is (None: not
+        known, a dump comes first). Read-only; from any thread."""
+        return self._actual
 
     def vpp_lb_state(self) -> dict[str, Any]:
         return self._run(read_lb_state)

@@ -25,7 +25,7 @@ FIGURE = re.compile(r"^FIGURE (\w+)=(\S+) (\S+) target=(\S+) peer=(\S+)$", re.MU
 EXPECTED = {
     "b1_cpu_per_probe": {"b1_tcp_ratio", "b1_http_ratio"},
     "b2_capacity": {"b2_capacity", "b2_lag_p99", "b2_capacity_http"},
-    "b5_mass_failure": {"b5_all_down", "b5_all_weights_zero", "b5_cores"},
+    "b5_mass_failure": {"b5_all_down", "b5_all_weights_zero", "b5_vpp_weights_zero", "b5_cores"},
     "b8_reload": {"b8_apply", "b8_reload", "b8_unchanged_restarted"},
     "b9_memory": {"b9_rss_per_backend"},
 }

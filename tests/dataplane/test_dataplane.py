@@ -84,12 +84,34 @@ def test_nothing_is_written_before_warmup_then_vpp_holds_the_desired_state(vppsi
 
 def test_a_failed_backend_gets_weight_zero_with_one_write(vppsim, stack):
     wait_for(lambda: stack.dp.warmup.ended and stack.dp.syncs >= 1, timeout=5)
-    wait_for(lambda: stack.dp._job is None or stack.dp._job.done(), timeout=2)
+    wait_for(lambda: not stack.dp._job_queued, timeout=2)
     before = stack.dp.syncs
     stack.script.healthy["192.0.2.2"] = False
     wait_for(lambda: vpp_weights(vppsim)["198.51.100.1/32:80"]["192.0.2.2"] == 0, timeout=3)
     assert stack.dp.syncs == before + 1
     assert stack.dp.last_result["operations"] == 1
+
+
+def test_a_change_that_comes_while_a_write_is_under_way_is_written_too(vppsim, stack):
+    # A sync job took the pending frontends and is writing them; a transition then marks another
+    # frontend. That one must be written too, not left to the next full sync (an hour here).
+    dp = stack.dp
+    wait_for(lambda: dp.warmup.ended and dp.syncs >= 1, timeout=5)
+    wait_for(lambda: not dp._job_queued, timeout=2)
+    hooked = []
+
+    def during_the_write(frontends: set[str]) -> None:
+        if hooked:
+            return
+        hooked.append(frontends)
+        stack.script.healthy["192.0.2.3"] = False  # c: in f's second pool and g's only one
+        wait_for(lambda: "g" in dp._pending, timeout=3)  # still inside the job
+
+    dp.on_synced.append(during_the_write)
+    stack.script.healthy["192.0.2.2"] = False  # b: in f only
+    wait_for(lambda: vpp_weights(vppsim)["198.51.100.2/32:0"]["192.0.2.3"] == 0, timeout=3)
+    assert hooked == [{"f"}]
+    wait_for(lambda: not dp._job_queued, timeout=2)
 
 
 def test_a_restart_with_healthy_backends_writes_nothing(vppsim):

@@ -104,8 +104,11 @@ class StatePersister:
         self.flush()
 
     def _run(self) -> None:
-        while not self._stop.wait(self._interval):
-            self.flush()
+        try:
+            while not self._stop.wait(self._interval):
+                self.flush()
+        finally:
+            connection.close()  # this thread's own; left open, it would outlive the thread
 
     def flush(self) -> bool:
         """Write what is pending; True when the buffer is empty afterwards."""

@@ -20,6 +20,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.management.base import CommandError, CommandParser
+from django.db import connection as db_connection
 
 from dataplane.hosting import attach_dataplane, start_simulator
 from grpcapi.server import ServerThread
@@ -27,6 +28,7 @@ from health import bootstrap, services
 from health.config import EXIT_OK, ConfigError
 from health.demo import DemoBackends
 from health.engine.host import host_runtime
+from health.errors import ServiceError
 from health.management.base import MaglevCommand
 from health.models import Deployment, Door
 from maglev_site.env import env_bool
@@ -194,8 +196,14 @@ class Command(MaglevCommand):
                 summary = services.reload_config(deployment, actor, path=str(Path(path).resolve()))
             except ConfigError as exc:
                 log.error("reload refused, nothing changed", extra={"problems": str(exc)})
+            except ServiceError as exc:  # the file is gone or unreadable, ...
+                log.error("reload refused, nothing changed", extra={"error": str(exc)})
+            except Exception:  # the database away, the file gone: say so, keep running
+                log.exception("reload failed, nothing changed")
             else:
                 log.info("reloaded", extra={"summary": str(summary)})
+            finally:
+                db_connection.close()  # this thread's own
 
         # The ORM must not run on the event loop's thread, so the reload gets its own.
         signal.signal(signal.SIGHUP, lambda *_: threading.Thread(target=reload).start())

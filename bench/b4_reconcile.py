@@ -4,8 +4,9 @@ A sync is what the reconciler does: dump VPP (`reader.read_actual`), diff agains
 state (`dataplane.diff.diff`), apply the operations (`writer.apply_ops`), all on the VPP thread
 of a `VppConnection`. The no-op sync must send zero write messages.
 
-    python bench/b4_reconcile.py                  # into the bundled simulator (BENCHMARKS.md), then
-                                                  # a real VPP from ../shared/vpp-runtime if there
+    python bench/b4_reconcile.py                  # into the bundled simulator (BENCHMARKS.md; in
+                                                  # a process of its own, as VPP is), then a real
+                                                  # VPP from ../shared/vpp-runtime if there
     python bench/b4_reconcile.py --socket /run/vpp/api.sock --stats /run/vpp/stats.sock
     python bench/b4_reconcile.py --smoke          # 20 VIPs × 4 ASes, for the test suite
 
@@ -106,6 +107,35 @@ def real_vpp() -> Iterator[tuple[str, str, int]]:
                 os.kill(pid, signal.SIGKILL)
 
 
+@contextlib.contextmanager
+def simulator() -> Iterator[tuple[str, str, int]]:
+    """The bundled simulator as `manage.py vppsim` in a process of its own, as VPP is one: its
+    CPU is then VPP's, not this process's, and it runs beside us on another core."""
+    with tempfile.TemporaryDirectory(prefix="b4-sim-") as tmp:
+        api, stats = f"{tmp}/api.sock", f"{tmp}/stats.sock"
+        command = [sys.executable, str(REPO / "manage.py"), "vppsim"]
+        proc = subprocess.Popen(
+            [*command, "--api-socket", api, "--stats-socket", stats],
+            env=dict(os.environ, MAGLEV_DATA_DIR=tmp),
+            stdout=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        try:
+            deadline = time.monotonic() + 30
+            while not (Path(api).exists() and Path(stats).exists()):
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    sys.exit("the VPP simulator did not start")
+                time.sleep(0.05)
+            yield api, stats, proc.pid
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
 def run(
     api_socket: str,
     stats_socket: str,
@@ -128,7 +158,9 @@ def run(
         vpp_cpu, our_cpu = cpu_seconds(pid) - vpp_cpu, time.process_time() - our_cpu
         print(f"full sync: {result.summary()}; waves {result.waves}; " + _steps(steps))
         if pid:
-            print(f"full sync CPU: VPP {vpp_cpu:.2f} s, this process {our_cpu:.2f} s")
+            print(
+                f"full sync CPU: VPP (or simulator) {vpp_cpu:.2f} s, this process {our_cpu:.2f} s"
+            )
         if not result.ok:
             for f in result.failures[:5]:
                 print(f"  failed: {f.op}: {f.message}")
@@ -167,14 +199,8 @@ def main() -> int:
         a.vips, a.ases, a.runs = 20, 4, 2
     if a.socket:
         return run(a.socket, a.stats, a.vips, a.ases, a.runs)
-    with tempfile.TemporaryDirectory(prefix="b4-sim-") as tmp:
-        from dataplane.hosting import start_simulator
-
-        sim = start_simulator(Path(tmp))
-        try:
-            rc = run(sim.api_socket, sim.stats_socket, a.vips, a.ases, a.runs)
-        finally:
-            sim.stop()
+    with simulator() as (api_socket, stats_socket, pid):
+        rc = run(api_socket, stats_socket, a.vips, a.ases, a.runs, pid)
     if rc or a.smoke or not (RUNTIME / "start").exists():
         return rc
     print("the same against a real VPP:")

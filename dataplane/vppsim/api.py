@@ -13,7 +13,8 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Callable
+import struct
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -23,6 +24,7 @@ from dataplane.vppsim.definitions import API_JSON_MODULES, SERVED_MODULES
 from dataplane.vppsim.lbapi import LB_HANDLERS
 from dataplane.vppsim.lbstate import VppWouldCrash
 from dataplane.vppsim.pool import Pool
+from dataplane.vppsim.replies import Cached
 
 if TYPE_CHECKING:
     from dataplane.vppsim.simulator import Simulator
@@ -49,8 +51,11 @@ class Request:
     close_after: list[int] = field(default_factory=list)  # registrations to drop after replying
 
 
-Reply = tuple[str, dict[str, Any]]
+Reply = tuple[str, "dict[str, Any] | Cached"]
 Handler = Callable[["Simulator", Request], list[Reply]]
+REPLY_HEADER = struct.Struct(">HI")  # _vl_msg_id, context: the start of every reply
+FRAMED_REPLY = struct.Struct(">QIIHI")  # wire.HEADER, then REPLY_HEADER
+CACHED_BODIES = 200_000  # encoded reply bodies kept (about 60 bytes each); then start over
 
 
 class Dispatcher:
@@ -67,6 +72,7 @@ class Dispatcher:
                 self.ids[msg.name], self.by_id[next_id] = next_id, msg
                 next_id += 1
         self.registrations: Pool[Connection | None] = Pool(lambda: None)
+        self._bodies: dict[tuple[str, Hashable], bytes] = {}
         self.registrations.get()  # index 0 is the listening socket, as in VPP
         self.handlers: dict[str, Handler] = {**CORE_HANDLERS, **LB_HANDLERS}
         self._api_json = (
@@ -79,6 +85,18 @@ class Dispatcher:
 
     def message_table(self) -> list[dict[str, Any]]:
         return [{"index": i, "name": m.table_name} for i, m in self.by_id.items()]
+
+    def _body(self, name: str, reply: Cached) -> bytes:
+        """The encoded fields after the reply header, from the cache or encoded now."""
+        key = (name, reply.key)
+        body = self._bodies.get(key)
+        if body is None:
+            out = {"_vl_msg_id": 0, "context": 0, **reply.build(*reply.args)}
+            body = self.codec.encode(self.codec.messages[name], out)[REPLY_HEADER.size :]
+            if len(self._bodies) >= CACHED_BODIES:
+                self._bodies.clear()
+            self._bodies[key] = body
+        return body
 
     # ------------------------------------------------------------ registrations
 
@@ -124,9 +142,16 @@ class Dispatcher:
         self.sim.publish()  # a client that reads stats after our reply must see the change
         target = self.lookup(values["client_index"]) if msg.has_field("client_index") else conn
         if target is not None:
+            context = values.get("context", 0)
             for name, reply in replies:
-                out = {"_vl_msg_id": self.ids[name], "context": values.get("context", 0), **reply}
-                target.send(wire.frame(self.codec.encode(self.codec.messages[name], out)))
+                if isinstance(reply, Cached):
+                    body = self._body(name, reply)
+                    size = REPLY_HEADER.size + len(body)
+                    target.send(FRAMED_REPLY.pack(0, size, 0, self.ids[name], context) + body)
+                else:
+                    out = {"_vl_msg_id": self.ids[name], "context": context, **reply}
+                    payload = self.codec.encode(self.codec.messages[name], out)
+                    target.send(wire.frame(payload))
         for index in request.close_after:
             other = self.registrations[index] if not self.registrations.is_free(index) else None
             if other is not None:

@@ -20,6 +20,7 @@ from dataplane.vppsim.lbstate import (
     VipAddArgs,
     VipType,
 )
+from dataplane.vppsim.replies import Cached
 
 if TYPE_CHECKING:
     from dataplane.vppsim.api import Reply, Request
@@ -203,21 +204,29 @@ def _as_dump(sim: Simulator, req: Request, details: str) -> list[Reply]:
         ):
             continue
         counts = vip.bucket_counts() if details == "lb_as_v2_details" else None
+        vip_key = (vip.prefix, vip.plen, vip.protocol, vip.port)
         for _, as_index in vip.as_indexes.items():
             if as_index == 0:
                 continue
             a = sim.lb.ass[as_index]
-            reply = {
-                "vip": _vip_api(vip),
-                "app_srv": ip46.ip46_to_api(a.address),
-                "flags": a.flags & 0xFF,
-                "in_use_since": a.last_used,
-            }
+            fields = (a.address, a.flags & 0xFF, a.last_used)
             if counts is not None:
-                reply["weight"] = a.weight
-                reply["num_buckets"] = counts.get(as_index, 0)
-            out.append((details, reply))
+                fields += (a.weight, counts.get(as_index, 0))
+            out.append((details, Cached((vip_key, fields), _as_details, (vip, fields))))
     return out
+
+
+def _as_details(vip: Vip, fields: tuple) -> dict[str, Any]:
+    """lb_as_details or, with weight and buckets, lb_as_v2_details."""
+    reply = {
+        "vip": _vip_api(vip),
+        "app_srv": ip46.ip46_to_api(fields[0]),
+        "flags": fields[1],
+        "in_use_since": fields[2],
+    }
+    if len(fields) > 3:
+        reply["weight"], reply["num_buckets"] = fields[3], fields[4]
+    return reply
 
 
 def _intf_nat(reply: str) -> Callable[[Simulator, Request], list[Reply]]:

@@ -9,6 +9,7 @@ stay (unused) until their last AS is collected, and the FIB entries whose load-b
 
 from __future__ import annotations
 
+import bisect
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -105,6 +106,7 @@ class Vip:
     pending: list[tuple[int, bytes, int]] | None = None
     last_gc: int = 0
     as_indexes: Pool[int] = field(default_factory=lambda: Pool(int))
+    counts: Counter[int] | None = field(default=None, compare=False, repr=False)
 
     @property
     def used(self) -> bool:
@@ -119,10 +121,14 @@ class Vip:
         return self.type in IP4_VIP_TYPES
 
     def bucket_counts(self) -> Counter[int]:
+        """AS index → buckets in the Maglev table (read-only: shared until the table changes)."""
         if self.pending is not None:
             self.table = build_table(self.pending, self.table_mask + 1)
             self.pending = None
-        return Counter(self.table)
+            self.counts = None
+        if self.counts is None:
+            self.counts = Counter(self.table)
+        return self.counts
 
 
 @dataclass
@@ -217,6 +223,10 @@ class LbState:
         self.ass: Pool[As] = Pool(As)
         default_vip = self.vips[self.vips.get()]  # index 0: never matched, never shown
         default_vip.prefix, default_vip.protocol, default_vip.flags = b"\xff" * 16, 255, FLAG_USED
+        # Used VIPs by (prefix, length), in index order: VPP's lookups scan the whole VIP pool
+        # in index order; this visits the same VIPs in the same order without the others.
+        self._by_prefix: dict[tuple[bytes, int], list[int]] = {}
+        self._index_vip(0, default_vip)
         self.ass[self.ass.get()].address = b"\xff" * 16  # index 0: "no AS" in flow tables
         # counters[counter][thread][vip_index]; sized on the first VIP like vlib counters
         self.counters: list[list[list[int]]] = [
@@ -270,12 +280,22 @@ class LbState:
 
     # ------------------------------------------------------------ VIPs
 
+    def _index_vip(self, index: int, vip: Vip) -> None:
+        bisect.insort(self._by_prefix.setdefault((vip.prefix, vip.plen), []), index)
+
+    def _unindex_vip(self, index: int, vip: Vip) -> None:
+        key = (vip.prefix, vip.plen)
+        indexes = self._by_prefix.get(key, [])
+        if index in indexes:
+            indexes.remove(index)
+            if not indexes:
+                del self._by_prefix[key]
+
     def _find(self, prefix: bytes, plen: int, protocol: int, port: int, lookup: str) -> int | None:
         """lb_vip_port_find_index: `same` (protocol and port), `all` (all-port) or `diff`."""
         prefix = ip46.prefix_normalize(prefix, plen)
-        for index, vip in self.vips.items():
-            if not (vip.used and vip.plen == plen and vip.prefix == prefix):
-                continue
+        for index in self._by_prefix.get((prefix, plen), ()):
+            vip = self.vips[index]
             if (
                 (lookup == "same" and vip.protocol == protocol and vip.port == port)
                 or (lookup == "all" and vip.port == 0)
@@ -321,6 +341,7 @@ class LbState:
         elif args.type in (VipType.IP4_NAT4, VipType.IP6_NAT6):
             vip.encap_byte0, vip.target_port = args.srv_type, args.target_port
         vip.flags = FLAG_USED | (VIP_FLAG_SRC_IP_STICKY if args.src_ip_sticky else 0)
+        self._index_vip(index, vip)
         vip.as_indexes = Pool(int)
         self._validate_counters(index)
         vip.table_mask = args.new_length - 1
@@ -346,6 +367,7 @@ class LbState:
         ):
             self.fib.unlock(_vip_fib_key(vip))
         vip.flags &= ~FLAG_USED
+        self._unindex_vip(index, vip)
         return OK
 
     # ------------------------------------------------------------ ASes

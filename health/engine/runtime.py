@@ -36,7 +36,6 @@ from health.probes import close_probe_resources
 from health.probes import runner as probes
 from health.probes.poller import Poller, poller_for
 from health.probes.result import INTERNAL, ProbeResult
-from health.probes.stream import StreamCheck
 
 from .metrics import TRANSITIONS, ProbeMetrics
 from .wheel import TimerWheel
@@ -59,7 +58,7 @@ class Runner:
     history: deque[dict[str, Any]]
     generation: int = 0  # bumped on pause/reload: a queued probe or in-flight result is dropped
     task: asyncio.Task | None = None  # the probe in flight, on the coroutine path
-    running: StreamCheck | None = None  # the probe in flight, on the callback path
+    running: probes.Running | None = None  # the probe in flight, built-in prober
     prober: probes.Prober | None = None  # prepared probe (the built-in prober only)
     prober_error: str = ""  # why this backend can't be probed, when prober is None
     last_probe_at: float | None = None
@@ -202,7 +201,9 @@ class Runtime:
         async def shutdown() -> None:
             tasks = []
             for r in self._runners.values():
-                self._cancel(r)
+                if isinstance(r.running, probes.TaskProbe):
+                    tasks.append(r.running.task)
+                self._cancel(r)  # aborts what is in flight
                 if r.task is not None:
                     tasks.append(r.task)
             for t in tasks:
@@ -424,23 +425,21 @@ class Runtime:
         assert loop is not None
         self.lag.append(loop.time() - planned)
         prober = r.prober
-        if prober is not None and prober.fast:
-            # The hot path: no Task, coroutine or Future per probe.
-            check = prober.start(self._poller, lambda result: self._done(r, generation, result))
-            if check is not None and not check.finished:
-                r.running = check
-        elif self._builtin and prober is None:
+        if prober is not None:
+            # TCP and HTTP(S): no Task, coroutine or Future per probe (see Prober.start).
+            running = prober.start(self._poller, lambda result: self._done(r, generation, result))
+            if running is not None and not running.finished:
+                r.running = running
+        elif self._builtin:
             self._done(r, generation, ProbeResult(False, INTERNAL, r.prober_error))
         else:
             r.task = loop.create_task(self._probe(r, generation))
 
     async def _probe(self, r: Runner, generation: int) -> None:
+        """A custom prober's probe (tests, benchmarks of the runtime alone)."""
         try:
-            if r.prober is not None:
-                result = await r.prober.run()
-            else:
-                result = await self._prober(r.check, r.spec.address, netns=self.config.netns)
-        except Exception as exc:  # Prober.run never raises; a custom prober might
+            result = await self._prober(r.check, r.spec.address, netns=self.config.netns)
+        except Exception as exc:  # a custom prober might raise
             result = ProbeResult(False, INTERNAL, repr(exc)[:200])
         finally:
             r.task = None

@@ -33,6 +33,7 @@ RETRY_INTERVAL: Final = 1.0  # seconds between attempts to enter a namespace tha
 RECHECK_INTERVAL: Final = 5.0  # seconds between checks that NAME still is the namespace entered
 STOCK_BATCH: Final = 32  # TCP sockets made per trip to the helper; refill below half of it
 
+_STREAM: Final = socket.SOCK_STREAM  # (the class below has a method named `socket`)
 _libc = ctypes.CDLL(None, use_errno=True)
 
 _Job = tuple[concurrent.futures.Future, Callable[..., Any], tuple]
@@ -218,6 +219,11 @@ class NetnsSockets:
         except asyncio.CancelledError:
             future.add_done_callback(_close_result)  # it may still be made: close it then
             raise
+
+    def socket_nowait(self, family: int, type_: int = _STREAM) -> socket.socket | None:
+        """A ready socket from the stock, or None when there is none yet (then `socket()`
+        waits for one). Raises ProbeFailure(NETNS) when the namespace can't be entered."""
+        return self._take((family, type_, 0), self._ready_helper())
 
     def socket_sync(self, family: int, type_: int, proto: int = 0) -> socket.socket:
         """Blocking variant for callers outside the event loop."""

@@ -46,6 +46,25 @@ PROBER_CACHE_SIZE: Final = 100_000  # prepared Probers kept by run_probe (~0.5 K
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address | str
 
 
+class TaskProbe:
+    """A probe running as a Task, with the same two handles a StreamCheck offers."""
+
+    __slots__ = ("task",)
+
+    def __init__(self, task: asyncio.Task) -> None:
+        self.task = task
+
+    @property
+    def finished(self) -> bool:
+        return self.task.done()
+
+    def abort(self) -> None:
+        self.task.cancel()
+
+
+Running = StreamCheck | TaskProbe
+
+
 class Prober:
     """Probes one backend address with one healthcheck; build once, run many times."""
 
@@ -65,7 +84,6 @@ class Prober:
         "_tls",
         "address",
         "family",
-        "fast",
         "sockaddr",
         "source",
         "spec",
@@ -106,9 +124,6 @@ class Prober:
         # the request carries it, and a connect-only check ends with SYN, SYN-ACK, RST, so the
         # backend never sees a connection. Not when the server talks first: it would wait.
         self._delack = not (spec.type == CheckType.TCP and self._send is None and self._expect)
-        # TCP and HTTP(S) in our own namespace run on callbacks alone (start()); ICMP and
-        # namespace probes need a coroutine (run()).
-        self.fast = spec.type != CheckType.ICMP and self._netns is None
         self._request = b""
         self._accepted: frozenset[int] = frozenset()
         self._expect_text = ""
@@ -126,23 +141,44 @@ class Prober:
                 self._tls = tls_context or http.tls_context(spec.verify)
                 self._server_hostname = http.server_hostname(spec, self.address)
 
-    def start(self, poller: Poller, done: Done) -> StreamCheck | None:
-        """Start one TCP or HTTP(S) probe in our namespace (`fast`) without a coroutine:
-        `done(result)` is called exactly once, maybe before this returns. Returns the running
-        check, to `abort()` when nobody waits for its result any more."""
+    def start(self, poller: Poller, done: Done) -> Running | None:
+        """Start one probe; `done(result)` is called exactly once, maybe before this returns.
+        Returns what is running, to `abort()` when nobody waits for the result any more (then
+        `done` is not called), or None when the result is already out.
+
+        TCP and HTTP(S) run on callbacks alone: no Task, coroutine or Future. ICMP, and a
+        namespace probe whose helper has no socket ready, run as a Task (`run()`)."""
         started = time.perf_counter()
-        try:
-            # The C socket type: socket.socket's Python layer adds nothing a probe uses.
-            sock = _socket.socket(self.family, STREAM_NONBLOCK)
-        except OSError as exc:
-            detail = f"socket: {exc.strerror or exc}"
-            done(ProbeResult(False, SOCKERR, detail, time.perf_counter() - started))
-            return None
+        if self.spec.type == CheckType.ICMP:
+            return self._in_task(poller, done)
+        if self._netns is None:
+            try:
+                # The C socket type: socket.socket's Python layer adds nothing a probe uses.
+                sock = _socket.socket(self.family, STREAM_NONBLOCK)
+            except OSError as exc:
+                detail = f"socket: {exc.strerror or exc}"
+                done(ProbeResult(False, SOCKERR, detail, time.perf_counter() - started))
+                return None
+        else:
+            try:
+                sock = self._netns.socket_nowait(self.family)
+            except ProbeFailure as failure:
+                latency = time.perf_counter() - started
+                done(ProbeResult(False, failure.code, failure.detail, latency))
+                return None
+            if sock is None:
+                return self._in_task(poller, done)
         return self._launch(poller, sock, started, done, self.spec.timeout)
+
+    def _in_task(self, poller: Poller, done: Done) -> TaskProbe:
+        async def probe() -> None:
+            done(await self.run())
+
+        return TaskProbe(poller.loop.create_task(probe()))
 
     def _launch(
         self, poller: Poller, sock: socket.socket, started: float, done: Done, timeout: float
-    ) -> StreamCheck | None:
+    ) -> Running | None:
         try:
             check = self._check(poller, sock, started, done)
         except ProbeFailure as failure:

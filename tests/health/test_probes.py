@@ -479,6 +479,37 @@ def test_a_probe_runs_inside_the_namespace_through_netns(run, ns, http, tcp):
 
 
 @netns
+def test_a_namespace_probe_starts_on_callbacks_once_the_helper_has_sockets_ready(ns, http):
+    from health.probes.poller import poller_for
+    from health.probes.runner import TaskProbe
+    from health.probes.stream import StreamCheck
+
+    async def two_probes():
+        poller = poller_for(asyncio.get_running_loop())
+        prober = Prober(http_spec(http.port), "::1", netns=ns.name)
+        results = []
+        kinds = []
+        for _ in range(2):
+            done = asyncio.get_running_loop().create_future()
+            running = prober.start(poller, done.set_result)
+            kinds.append(
+                "task"
+                if isinstance(running, TaskProbe)
+                else "callbacks"
+                if isinstance(running, StreamCheck)
+                else running
+            )
+            results.append(await done)
+            await asyncio.sleep(0.2)  # the helper restocks in the meantime
+        return kinds, results
+
+    netns_module.get_netns(ns.name).close()  # an empty stock to begin with
+    kinds, results = uvloop.run(two_probes())
+    assert kinds == ["task", "callbacks"]  # waited for a socket once, then took a ready one
+    assert [r.code for r in results] == [codes.L7OK, codes.L7OK]
+
+
+@netns
 @needs_root
 def test_a_namespace_deleted_under_a_running_prober_fails_with_netns(run, monkeypatch):
     monkeypatch.setattr(netns_module, "RECHECK_INTERVAL", 0.0)

@@ -1,4 +1,5 @@
-"""ASGI entry point: HTTP through Django, websockets through Channels (read-only dashboard)."""
+"""ASGI entry point: HTTP through Django, websockets through Channels (none routed yet: the
+dashboard that will use them is not built, docs/status.md)."""
 
 from __future__ import annotations
 

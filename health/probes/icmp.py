@@ -18,9 +18,11 @@ import random
 import socket
 import struct
 import time
+from collections.abc import Callable
 from typing import Final
 
 from health.probes.netns import NetnsSockets
+from health.probes.poller import Poller
 from health.probes.result import L3OK, L3TOUT, L3UNR, SOCKERR, SRCADDR, ProbeFailure, ProbeResult
 
 PAYLOAD: Final = b"vpp-maglev probe"  # 16 bytes after the echo header: easy to spot in captures
@@ -54,33 +56,40 @@ def echo_request(family: int, ident: int, seq: int) -> bytes:
     return header + PAYLOAD
 
 
-class _Ping:
-    __slots__ = ("channel", "future", "key", "started", "timer")
+class Ping:
+    """One echo in flight: `done` gets its ProbeResult once, unless it is aborted. Its
+    deadline sits in the Poller's timeout queue, as a TCP or HTTP probe's does."""
 
-    def __init__(self, channel: IcmpChannel, key: tuple[bytes, int], started: float) -> None:
+    __slots__ = ("channel", "done", "finished", "key", "started")
+
+    def __init__(
+        self,
+        channel: IcmpChannel,
+        key: tuple[bytes, int],
+        started: float,
+        done: Callable[[ProbeResult], None],
+    ) -> None:
         self.channel = channel
         self.key = key
         self.started = started
-        self.future: asyncio.Future[ProbeResult] = channel.loop.create_future()
-        self.timer: asyncio.TimerHandle | None = None
+        self.done = done
+        self.finished = False
 
     def finish(self, ok: bool, code: str, detail: str) -> None:
+        if self.finished:
+            return
+        self.finished = True
         self.channel.pending.pop(self.key, None)
-        if self.timer is not None:
-            self.timer.cancel()
-        if not self.future.done():
-            latency = time.perf_counter() - self.started
-            self.future.set_result(ProbeResult(ok, code, detail, latency))
+        self.done(ProbeResult(ok, code, detail, time.perf_counter() - self.started))
 
     def on_timeout(self) -> None:
-        self.timer = None
         self.finish(False, L3TOUT, "no echo reply before the timeout")
 
-    def forget(self) -> None:
-        """The probe was cancelled: stop waiting."""
-        self.channel.pending.pop(self.key, None)
-        if self.timer is not None:
-            self.timer.cancel()
+    def abort(self) -> None:
+        """Nobody waits for the result any more: stop waiting."""
+        if not self.finished:
+            self.finished = True
+            self.channel.pending.pop(self.key, None)
 
 
 class IcmpChannel:
@@ -97,7 +106,7 @@ class IcmpChannel:
         self.raw = raw
         self.ident = random.getrandbits(16)  # raw only: the kernel picks it for ping sockets
         self.seq = random.getrandbits(16)
-        self.pending: dict[tuple[bytes, int], _Ping] = {}
+        self.pending: dict[tuple[bytes, int], Ping] = {}
         with contextlib.suppress(OSError):  # a smaller buffer still works
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RCVBUF)
         if raw:
@@ -111,8 +120,17 @@ class IcmpChannel:
                 sock.setsockopt(socket.IPPROTO_ICMPV6, _ICMP6_FILTER, struct.pack("8I", *words))
         loop.add_reader(sock.fileno(), self._on_readable)
 
-    def ping(self, address: str, packed: bytes, started: float, deadline: float) -> _Ping:
-        """Send one echo; the returned _Ping's future gets the result by `deadline`."""
+    def ping(
+        self,
+        poller: Poller,
+        address: str,
+        packed: bytes,
+        started: float,
+        timeout: float,
+        done: Callable[[ProbeResult], None],
+    ) -> Ping:
+        """Send one echo; `done` gets the result within `timeout` seconds. Raises ProbeFailure
+        when the echo can't be sent."""
         seq = self.seq
         for _ in range(0x10000):
             seq = (seq + 1) & 0xFFFF
@@ -127,9 +145,9 @@ class IcmpChannel:
         except OSError as exc:
             code = L3UNR if exc.errno in _UNREACHABLE_ERRNOS else SOCKERR
             raise ProbeFailure(code, f"send echo: {exc.strerror or exc}") from None
-        waiter = _Ping(self, (packed, seq), started)
+        waiter = Ping(self, (packed, seq), started, done)
         self.pending[waiter.key] = waiter
-        waiter.timer = self.loop.call_at(deadline, waiter.on_timeout)
+        poller.expire(timeout, waiter)
         return waiter
 
     def _on_readable(self) -> None:
@@ -227,6 +245,19 @@ async def _open_channel(
         return IcmpChannel(loop, sock, family, raw)
     hint = "needs CAP_NET_RAW or a net.ipv4.ping_group_range that covers our group"
     raise ProbeFailure(SOCKERR, f"ICMP not permitted ({'; '.join(tried)}): {hint}")
+
+
+def channel_ready(
+    loop: asyncio.AbstractEventLoop,
+    family: int,
+    source: str | None,
+    netns: NetnsSockets | None,
+    mode: str = "auto",
+) -> IcmpChannel | None:
+    """The shared channel if this loop has it open already (else `channel_for` opens it)."""
+    key = (netns.name if netns is not None else None, family, source, mode)
+    channel = _channels.get(key)
+    return channel if channel is not None and channel.loop is loop else None
 
 
 async def channel_for(

@@ -62,7 +62,7 @@ class TaskProbe:
         self.task.cancel()
 
 
-Running = StreamCheck | TaskProbe
+Running = StreamCheck | icmp.Ping | TaskProbe
 
 
 class Prober:
@@ -150,7 +150,18 @@ class Prober:
         namespace probe whose helper has no socket ready, run as a Task (`run()`)."""
         started = time.perf_counter()
         if self.spec.type == CheckType.ICMP:
-            return self._in_task(poller, done)
+            channel = icmp.channel_ready(
+                poller.loop, self.family, self.source, self._netns, self._icmp_mode
+            )
+            if channel is None:  # the first echo opens the shared socket
+                return self._in_task(poller, done)
+            try:
+                args = (self.address, self._packed, started, self.spec.timeout, done)
+                return channel.ping(poller, *args)
+            except ProbeFailure as failure:
+                latency = time.perf_counter() - started
+                done(ProbeResult(False, failure.code, failure.detail, latency))
+                return None
         if self._netns is None:
             try:
                 # The C socket type: socket.socket's Python layer adds nothing a probe uses.
@@ -284,11 +295,19 @@ class Prober:
                 )
         except TimeoutError:
             raise ProbeFailure(SOCKERR, "timed out opening the ICMP socket") from None
-        waiter = channel.ping(self.address, self._packed, started, deadline)
+        future: asyncio.Future[ProbeResult] = loop.create_future()
+
+        def done(result: ProbeResult) -> None:
+            if not future.done():
+                future.set_result(result)
+
+        remaining = max(deadline - loop.time(), 0.0)
+        args = (self.address, self._packed, started, remaining, done)
+        waiter = channel.ping(poller_for(loop), *args)
         try:
-            return await waiter.future
+            return await future
         except asyncio.CancelledError:
-            waiter.forget()
+            waiter.abort()
             raise
 
 

@@ -44,6 +44,11 @@ from dataplane.vpp import reader, writer  # noqa: E402
 from dataplane.vpp.api import VppApi  # noqa: E402
 from dataplane.vpp.connection import VppConnection  # noqa: E402
 
+try:
+    from bench import common
+except ImportError:  # run as a file
+    import common  # type: ignore[no-redef]
+
 RUNTIME = REPO.parent / "shared" / "vpp-runtime"
 WEIGHTS = (100, 100, 50, 75, 0, 100, 25, 100)  # a mix, zeros included (drained backends)
 
@@ -105,35 +110,6 @@ def real_vpp() -> Iterator[tuple[str, str, int]]:
                 time.sleep(0.05)
             else:
                 os.kill(pid, signal.SIGKILL)
-
-
-@contextlib.contextmanager
-def simulator() -> Iterator[tuple[str, str, int]]:
-    """The bundled simulator as `manage.py vppsim` in a process of its own, as VPP is one: its
-    CPU is then VPP's, not this process's, and it runs beside us on another core."""
-    with tempfile.TemporaryDirectory(prefix="b4-sim-") as tmp:
-        api, stats = f"{tmp}/api.sock", f"{tmp}/stats.sock"
-        command = [sys.executable, str(REPO / "manage.py"), "vppsim"]
-        proc = subprocess.Popen(
-            [*command, "--api-socket", api, "--stats-socket", stats],
-            env=dict(os.environ, MAGLEV_DATA_DIR=tmp),
-            stdout=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-        try:
-            deadline = time.monotonic() + 30
-            while not (Path(api).exists() and Path(stats).exists()):
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    sys.exit("the VPP simulator did not start")
-                time.sleep(0.05)
-            yield api, stats, proc.pid
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
 
 
 def run(
@@ -199,8 +175,8 @@ def main() -> int:
         a.vips, a.ases, a.runs = 20, 4, 2
     if a.socket:
         return run(a.socket, a.stats, a.vips, a.ases, a.runs)
-    with simulator() as (api_socket, stats_socket, pid):
-        rc = run(api_socket, stats_socket, a.vips, a.ases, a.runs, pid)
+    with common.Vppsim() as sim:
+        rc = run(sim.api_socket, sim.stats_socket, a.vips, a.ases, a.runs, sim.pid)
     if rc or a.smoke or not (RUNTIME / "start").exists():
         return rc
     print("the same against a real VPP:")

@@ -24,12 +24,8 @@ main thread only waits). Targets: (c) within interval + 2×fast-interval + 2 s =
 from __future__ import annotations
 
 import dataclasses
-import os
-import sys
-import tempfile
 import threading
 import time
-from pathlib import Path
 
 try:
     from bench import common
@@ -42,8 +38,6 @@ from health.checker.counter import Transition
 from health.checker.states import State
 from health.config.spec import CheckType, HealthcheckSpec, LbConf
 from health.engine.runtime import Runtime
-
-ROOT = Path(__file__).resolve().parent.parent
 
 FULL = {"backends": 10_000, "per_frontend": 100, "settle": 3}
 SMOKE = {"backends": 200, "per_frontend": 100, "settle": 1}
@@ -128,29 +122,6 @@ def vpp_weights(dp: Dataplane) -> set[int]:
     return {a.weight for vip in view.vips.values() for a in vip.present_ases().values()}
 
 
-def start_simulator(directory: Path) -> tuple[common.Proc, str, str]:
-    """`manage.py vppsim` in its own process, serving in `directory`."""
-    api, stats = str(directory / "api.sock"), str(directory / "stats.sock")
-    sim = common.Proc("vppsim")
-    env = dict(os.environ, MAGLEV_DATA_DIR=str(directory))
-    sim.start(
-        [
-            sys.executable,
-            str(ROOT / "manage.py"),
-            "vppsim",
-            "--api-socket",
-            api,
-            "--stats-socket",
-            stats,
-        ],
-        env=env,
-    )
-    if not common.wait_until(lambda: Path(api).exists() and Path(stats).exists(), 30):
-        sim.stop()
-        raise SystemExit("the VPP simulator did not start")
-    return sim, api, stats
-
-
 def main() -> None:
     args = common.parse_args(__doc__)
     size = SMOKE if args.smoke else FULL
@@ -174,13 +145,12 @@ def main() -> None:
     rt.transition_listeners.append(watch.on_transition)
     rt.frontend_listeners.append(watch.on_frontends)
     common.say(f"B5: {n} HTTP backends, {n // size['per_frontend']} frontends (VIPs) in VPP")
-    tmp = tempfile.TemporaryDirectory(prefix="b5-")
-    sim, api, stats = start_simulator(Path(tmp.name))
+    sim = common.Vppsim()
     dp = None
     try:
         started = time.monotonic()
         rt.start()
-        dp = watch.dp = attach_dataplane(rt, api, stats)
+        dp = watch.dp = attach_dataplane(rt, sim.api_socket, sim.stats_socket)
         assert dp is not None
         dp.on_synced.append(watch.on_synced)
         if not common.wait_until(lambda: all(s is State.UP for s in rt.states().values()), 120):
@@ -217,7 +187,6 @@ def main() -> None:
         rt.stop()
         nginx.stop()
         sim.stop()
-        tmp.cleanup()
     down_s = watch.down_at - t0
     zero_s = watch.zero_at - t0
     vpp_s = watch.vpp_zero_at - t0

@@ -286,6 +286,23 @@ class Nginx(Proc):
         self.check_alive()
 
 
+class Vppsim(Proc):
+    """The bundled VPP simulator (`manage.py vppsim`) in a process of its own, as VPP is one:
+    its CPU is then VPP's, not the benchmark process's."""
+
+    def __init__(self) -> None:
+        super().__init__("vppsim")
+        self.api_socket = str(self.dir / "api.sock")
+        self.stats_socket = str(self.dir / "stats.sock")
+        sockets = ["--api-socket", self.api_socket, "--stats-socket", self.stats_socket]
+        env = dict(os.environ, MAGLEV_DATA_DIR=str(self.dir))
+        self.start([sys.executable, str(REPO / "manage.py"), "vppsim", *sockets], env=env)
+        ready = lambda: Path(self.stats_socket).exists() or not self.alive()  # noqa: E731
+        if not wait_until(ready, 30) or not Path(self.api_socket).exists():
+            self.stop()
+            raise RuntimeError("the VPP simulator did not start")
+
+
 class Haproxy(Proc):
     """Debian's HAProxy running `config` (text) in the foreground, one thread."""
 

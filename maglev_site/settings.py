@@ -165,7 +165,6 @@ MAGLEV_LISTEN = env_str("MAGLEV_LISTEN", "127.0.0.1:8080")
 MAGLEV_VPP_API_ADDR = env_str("MAGLEV_VPP_API_ADDR", "/run/vpp/api.sock")
 MAGLEV_VPP_STATS_ADDR = env_str("MAGLEV_VPP_STATS_ADDR", "/run/vpp/stats.sock")
 MAGLEV_SERVER = env_str("MAGLEV_SERVER", "127.0.0.1:9090")
-MAGLEV_SERVERS = env_list("MAGLEV_SERVERS", [])
 MAGLEV_TASK_TIMEOUT = env_int("MAGLEV_TASK_TIMEOUT", 10)
 
 LOG_LEVEL = env_str("MAGLEV_LOG_LEVEL", "info").upper()

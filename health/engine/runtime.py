@@ -57,8 +57,7 @@ class Runner:
     machine: HealthCounter
     history: deque[dict[str, Any]]
     generation: int = 0  # bumped on pause/reload: a queued probe or in-flight result is dropped
-    task: asyncio.Task | None = None  # the probe in flight, on the coroutine path
-    running: probes.Running | None = None  # the probe in flight, built-in prober
+    running: probes.Running | None = None  # the probe in flight
     prober: probes.Prober | None = None  # prepared probe (the built-in prober only)
     prober_error: str = ""  # why this backend can't be probed, when prober is None
     last_probe_at: float | None = None
@@ -204,8 +203,6 @@ class Runtime:
                 if isinstance(r.running, probes.TaskProbe):
                     tasks.append(r.running.task)
                 self._cancel(r)  # aborts what is in flight
-                if r.task is not None:
-                    tasks.append(r.task)
             for t in tasks:
                 with contextlib.suppress(BaseException):
                     await t
@@ -433,7 +430,7 @@ class Runtime:
         elif self._builtin:
             self._done(r, generation, ProbeResult(False, INTERNAL, r.prober_error))
         else:
-            r.task = loop.create_task(self._probe(r, generation))
+            r.running = probes.TaskProbe(loop.create_task(self._probe(r, generation)))
 
     async def _probe(self, r: Runner, generation: int) -> None:
         """A custom prober's probe (tests, benchmarks of the runtime alone)."""
@@ -441,8 +438,6 @@ class Runtime:
             result = await self._prober(r.check, r.spec.address, netns=self.config.netns)
         except Exception as exc:  # a custom prober might raise
             result = ProbeResult(False, INTERNAL, repr(exc)[:200])
-        finally:
-            r.task = None
         self._done(r, generation, result)
 
     def _done(self, r: Runner, generation: int, result: ProbeResult) -> None:

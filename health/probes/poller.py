@@ -64,16 +64,8 @@ class Poller:
 
     def forget(self, fd: int) -> None:
         """Stop calling `fd`'s handler. The caller closes `fd` right after, which removes it
-        from the epoll; an fd that stays open must be unwatched with `unwatch`."""
+        from the epoll (an fd left open would keep reporting to nobody)."""
         self._handlers.pop(fd, None)
-
-    def unwatch(self, fd: int) -> None:
-        """Remove a watched `fd` that stays open."""
-        if self._handlers.pop(fd, None) is not None:
-            try:  # noqa: SIM105 - hot path: no context manager per probe
-                self._epoll.unregister(fd)
-            except OSError:
-                pass
 
     def dispatch(self) -> None:
         """The loop saw the epoll readable: run the ready sockets' handlers."""

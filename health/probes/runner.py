@@ -41,7 +41,6 @@ IP_BIND_ADDRESS_NO_PORT: Final = getattr(socket, "IP_BIND_ADDRESS_NO_PORT", 24)
 
 # Non-blocking from socket() on: no extra ioctl per probe.
 STREAM_NONBLOCK: Final = socket.SOCK_STREAM | socket.SOCK_NONBLOCK
-PROBER_CACHE_SIZE: Final = 100_000  # prepared Probers kept by run_probe (~0.5 KB each)
 
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address | str
 
@@ -204,38 +203,54 @@ class Prober:
         return check
 
     async def run(self) -> ProbeResult:
-        """One probe over a fresh connection (or echo); always returns a ProbeResult."""
+        """One probe over a fresh connection (or echo); always returns a ProbeResult. The
+        coroutine form of `start()`: it also waits for what `start()` cannot have at once (the
+        shared ICMP socket, a socket from the namespace helper)."""
         loop = asyncio.get_running_loop()
         # perf_counter for the latency: uvloop's loop.time() has millisecond steps.
         started = time.perf_counter()
         deadline = loop.time() + self.spec.timeout
+        future: asyncio.Future[ProbeResult] = loop.create_future()
+
+        def done(result: ProbeResult) -> None:
+            if not future.done():
+                future.set_result(result)
+
         try:
-            if self.spec.type == CheckType.ICMP:
-                return await self._ping(loop, started, deadline)
-            future: asyncio.Future[ProbeResult] = loop.create_future()
-
-            def done(result: ProbeResult) -> None:
-                if not future.done():
-                    future.set_result(result)
-
-            poller = poller_for(loop)
-            if self._netns is None:
-                check = self.start(poller, done)
-            else:
-                sock = await self._netns_socket(deadline)
-                remaining = max(deadline - loop.time(), 0.0)
-                check = self._launch(poller, sock, started, done, remaining)
+            running = await self._start_when_ready(loop, started, deadline, done)
             try:
                 return await future
             except asyncio.CancelledError:
-                if check is not None:
-                    check.abort()
+                if running is not None:
+                    running.abort()
                 raise
         except ProbeFailure as failure:
             return ProbeResult(False, failure.code, failure.detail, time.perf_counter() - started)
         except Exception as exc:
             detail = f"{type(exc).__name__}: {exc}"
             return ProbeResult(False, INTERNAL, detail, time.perf_counter() - started)
+
+    async def _start_when_ready(
+        self, loop: asyncio.AbstractEventLoop, started: float, deadline: float, done: Done
+    ) -> Running | None:
+        poller = poller_for(loop)
+        if self.spec.type == CheckType.ICMP:
+            channel = await self._icmp_channel(deadline)
+            remaining = max(deadline - loop.time(), 0.0)
+            return channel.ping(poller, self.address, self._packed, started, remaining, done)
+        if self._netns is None:
+            return self.start(poller, done)
+        sock = await self._netns_socket(deadline)
+        return self._launch(poller, sock, started, done, max(deadline - loop.time(), 0.0))
+
+    async def _icmp_channel(self, deadline: float) -> icmp.IcmpChannel:
+        try:
+            async with asyncio.timeout_at(deadline):
+                return await icmp.channel_for(
+                    self.family, self.source, self._netns, self._icmp_mode
+                )
+        except TimeoutError:
+            raise ProbeFailure(SOCKERR, "timed out opening the ICMP socket") from None
 
     async def _netns_socket(self, deadline: float) -> socket.socket:
         try:
@@ -285,34 +300,6 @@ class Prober:
         except OSError as exc:
             raise ProbeFailure(SRCADDR, f"bind {self.source}: {exc.strerror or exc}") from None
 
-    async def _ping(
-        self, loop: asyncio.AbstractEventLoop, started: float, deadline: float
-    ) -> ProbeResult:
-        try:
-            async with asyncio.timeout_at(deadline):
-                channel = await icmp.channel_for(
-                    self.family, self.source, self._netns, self._icmp_mode
-                )
-        except TimeoutError:
-            raise ProbeFailure(SOCKERR, "timed out opening the ICMP socket") from None
-        future: asyncio.Future[ProbeResult] = loop.create_future()
-
-        def done(result: ProbeResult) -> None:
-            if not future.done():
-                future.set_result(result)
-
-        remaining = max(deadline - loop.time(), 0.0)
-        args = (self.address, self._packed, started, remaining, done)
-        waiter = channel.ping(poller_for(loop), *args)
-        try:
-            return await future
-        except asyncio.CancelledError:
-            waiter.abort()
-            raise
-
-
-_probers: dict[tuple, Prober] = {}
-
 
 async def run_probe(
     spec: HealthcheckSpec,
@@ -323,26 +310,18 @@ async def run_probe(
     tls_context: ssl.SSLContext | None = None,
     icmp_mode: str = "auto",
 ) -> ProbeResult:
-    """Probe `address` once with `spec`. The prepared Prober is cached per (spec, address,
-    netns, version, mode), so calling this every interval costs about what Prober.run does."""
-    key = (spec, address, netns, version, icmp_mode)
-    prober = _probers.get(key) if tls_context is None else None
-    if prober is None:
-        try:
-            prober = Prober(
-                spec,
-                address,
-                netns=netns,
-                version=version,
-                tls_context=tls_context,
-                icmp_mode=icmp_mode,
-            )
-        except ValueError as exc:
-            return ProbeResult(False, INTERNAL, f"cannot probe: {exc}")
-        if tls_context is None:
-            if len(_probers) >= PROBER_CACHE_SIZE:
-                _probers.clear()  # a reload changed most specs: start over
-            _probers[key] = prober
+    """Probe `address` once with `spec` (the runtime keeps a Prober per backend instead)."""
+    try:
+        prober = Prober(
+            spec,
+            address,
+            netns=netns,
+            version=version,
+            tls_context=tls_context,
+            icmp_mode=icmp_mode,
+        )
+    except ValueError as exc:
+        return ProbeResult(False, INTERNAL, f"cannot probe: {exc}")
     return await prober.run()
 
 
@@ -351,6 +330,5 @@ def close_probe_resources() -> None:
     probes' epoll of the running loop when called on one."""
     with contextlib.suppress(RuntimeError):  # RuntimeError: no loop running in this thread
         close_poller(asyncio.get_running_loop())
-    _probers.clear()
     icmp.close_icmp_channels()
     close_all_netns()

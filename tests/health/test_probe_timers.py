@@ -119,13 +119,5 @@ def test_poller_dispatches_ready_sockets_and_forgets_closed_ones(loop):
     loop.call_later(0.05, loop.stop)
     loop.run_forever()
     assert len(seen) == count
-    c, d = socket.socketpair()
-    poller.watch(c.fileno(), IN, seen.append)
-    poller.unwatch(c.fileno())
-    d.send(b"z")
-    loop.call_later(0.05, loop.stop)
-    loop.run_forever()
-    assert len(seen) == count
     poller.close()
-    for s in (b, c, d):
-        s.close()
+    b.close()

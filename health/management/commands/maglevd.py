@@ -14,7 +14,6 @@ import os
 import signal
 import sys
 import threading
-from argparse import BooleanOptionalAction
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +30,6 @@ from health.engine.host import host_runtime
 from health.errors import ServiceError
 from health.management.base import MaglevCommand
 from health.models import Deployment, Door
-from maglev_site.env import env_bool
 
 log = logging.getLogger("maglev.daemon")
 
@@ -68,33 +66,34 @@ class Command(MaglevCommand):
             "VPP stats socket",
         )
         self.env_flag(parser, "--log-level", "MAGLEV_LOG_LEVEL", "info", "log level")
-        parser.add_argument(
+        self.env_switch(
+            parser,
             "--vppsim",
-            action=BooleanOptionalAction,
-            default=env_bool("MAGLEV_VPPSIM", False),
-            help="run the bundled VPP simulator (sockets in the data dir) and use it instead of "
-            "--vpp-api-addr (env MAGLEV_VPPSIM; default false)",
+            "MAGLEV_VPPSIM",
+            False,
+            "run the bundled VPP simulator (sockets in the data dir) and use it instead of "
+            "--vpp-api-addr",
         )
-        parser.add_argument(
+        self.env_switch(
+            parser,
             "--create-admin",
-            action=BooleanOptionalAction,
-            default=env_bool("MAGLEV_CREATE_ADMIN", True),
-            help="on first run, create user 'admin' and print its password once "
-            "(env MAGLEV_CREATE_ADMIN; default true)",
+            "MAGLEV_CREATE_ADMIN",
+            True,
+            "on first run, create user 'admin' and print its password once",
         )
-        parser.add_argument(
+        self.env_switch(
+            parser,
             "--demo",
-            action=BooleanOptionalAction,
-            default=env_bool("MAGLEV_DEMO", False),
-            help="run demo backends on 127.0.100.x:8000 for the config's loopback backends "
-            "(env MAGLEV_DEMO; default false)",
+            "MAGLEV_DEMO",
+            False,
+            "run demo backends on 127.0.100.x:8000 for the config's loopback backends",
         )
-        parser.add_argument(
+        self.env_switch(
+            parser,
             "--demo-chaos",
-            action=BooleanOptionalAction,
-            default=env_bool("MAGLEV_DEMO_CHAOS", True),
-            help="with --demo, take a random demo backend down now and then "
-            "(env MAGLEV_DEMO_CHAOS; default true)",
+            "MAGLEV_DEMO_CHAOS",
+            True,
+            "with --demo, take a random demo backend down now and then",
         )
 
     def handle(self, *args: Any, **opts: Any) -> None:

@@ -3,16 +3,18 @@
 One family of events, one bus. In a process, `BUS` fans events out to subscribers (gRPC
 WatchEvents streams, websocket consumers) through bounded queues: a subscriber that falls behind
 is dropped, with a reason, instead of slowing the others. Across processes (production), the
-publisher also sends each event to the Channels layer group `EVENTS_GROUP` and every process
+publisher also sends each event to the Channels layer group `EVENTS_GROUP` (through
+`ChannelLayerForwarder`, off the probe loop) and every process
 that serves subscribers runs `bridge_from_channel_layer`, which feeds its own `BUS`; one layer
 channel per process, fanned out locally, keeps Redis traffic independent of subscriber count.
 
-Pure Python and asyncio; the Channels layer is only touched by the two bridge functions.
+Pure Python and asyncio; the Channels layer is only touched by the forwarder and the bridge.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import itertools
 import logging
@@ -189,15 +191,71 @@ BUS = EventBus()
 # -- across processes: the Channels layer ----------------------------------------------------
 
 
-def forward_to_channel_layer(layer: Any, loop: asyncio.AbstractEventLoop) -> Callable[[], None]:
-    """Send every event published here to the layer group too (from `loop`); returns undo."""
+class ChannelLayerForwarder:
+    """Sends every event published here to the layer group too, in order, from a thread and
+    event loop of its own. Publishing only appends to a bounded backlog, so the probe loop
+    never waits on Redis and a Redis that is slow or away costs memory up to `backlog`
+    events (the oldest are dropped and counted), not a coroutine per event."""
 
-    def forward(event: Event) -> None:
-        payload = {"type": "maglev.event", "event": event.as_dict()}
-        asyncio.run_coroutine_threadsafe(layer.group_send(EVENTS_GROUP, payload), loop)
+    def __init__(self, layer: Any, backlog: int = 10_000) -> None:
+        self.layer = layer
+        self.backlog: collections.deque[Event] = collections.deque(maxlen=backlog)
+        self.dropped = 0  # events the backlog overflowed
+        self.failed = 0  # sends the layer refused
+        self._lock = threading.Lock()
+        self._sending = False
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(
+            target=self._loop.run_forever, name="maglev-events-out", daemon=True
+        )
 
-    BUS.forwarders.append(forward)
-    return lambda: BUS.forwarders.remove(forward)
+    def start(self) -> ChannelLayerForwarder:
+        self._thread.start()
+        BUS.forwarders.append(self.offer)
+        return self
+
+    def offer(self, event: Event) -> None:
+        """Queue `event` (any thread; a BUS forwarder)."""
+        with self._lock:
+            if len(self.backlog) == self.backlog.maxlen:
+                self.dropped += 1
+            self.backlog.append(event)
+            if self._sending:
+                return  # the running drain takes it
+            self._sending = True
+        self._loop.call_soon_threadsafe(self._loop.create_task, self._drain())
+
+    async def _drain(self) -> None:
+        while True:
+            with self._lock:
+                if not self.backlog:
+                    self._sending = False
+                    return
+                event = self.backlog.popleft()
+            try:
+                payload = {"type": "maglev.event", "event": event.as_dict()}
+                await self.layer.group_send(EVENTS_GROUP, payload)
+            except Exception as exc:
+                self.failed += 1
+                if self.failed == 1 or self.failed % 1000 == 0:
+                    log.warning("events not sent to other processes", extra={"error": str(exc)})
+
+    def close(self, timeout: float = 2.0) -> None:
+        """Stop forwarding; what is queued still goes out if the layer takes it in `timeout`."""
+        with contextlib.suppress(ValueError):
+            BUS.forwarders.remove(self.offer)
+        deadline = time.monotonic() + timeout
+        while self._sending and time.monotonic() < deadline:
+            time.sleep(0.01)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(5)
+        if not self._thread.is_alive():  # a send still stuck in the layer is given up
+            stuck = asyncio.all_tasks(self._loop)
+            for task in stuck:
+                task.cancel()
+            if stuck:
+                self._loop.run_until_complete(asyncio.wait(stuck))
+            self._loop.close()
 
 
 async def bridge_from_channel_layer(layer: Any) -> None:

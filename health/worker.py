@@ -24,6 +24,7 @@ class RuntimeStep(bootsteps.StartStopStep):
         super().__init__(parent, **kwargs)
         self.runtime: Any = None
         self.dataplane: Any = None
+        self.forwarder: Any = None
 
     def start(self, parent: Any) -> None:
         import redis
@@ -48,7 +49,7 @@ class RuntimeStep(bootsteps.StartStopStep):
 
         layer = get_channel_layer()
         if layer is not None:
-            events.forward_to_channel_layer(layer, self.runtime.hosted.runtime.loop)
+            self.forwarder = events.ChannelLayerForwarder(layer).start()
         log.info("worker runtime started", extra={"worker_id": self.runtime.leases.me})
 
     def _attach_dataplane(self, settings: Any) -> Any:
@@ -72,3 +73,6 @@ class RuntimeStep(bootsteps.StartStopStep):
         if self.runtime is not None:
             self.runtime.close()
             self.runtime = None
+        if self.forwarder is not None:  # last: the runtime's own last events go out too
+            self.forwarder.close()
+            self.forwarder = None

@@ -61,14 +61,11 @@ class Runner:
     prober: probes.Prober | None = None  # prepared probe (the built-in prober only)
     prober_error: str = ""  # why this backend can't be probed, when prober is None
     last_probe_at: float | None = None
-    last_ok: bool | None = None
-    last_code: str = ""
-    last_detail: str = ""
-    last_latency: float | None = None
+    last: ProbeResult | None = None
     since: float | None = None
 
     def live(self) -> live.BackendLive:
-        m = self.machine
+        m, last = self.machine, self.last
         return live.BackendLive(
             name=self.spec.name,
             state=m.state.value,
@@ -76,10 +73,10 @@ class Runner:
             rise=m.rise,
             fall=m.fall,
             last_probe_at=self.last_probe_at,
-            last_ok=self.last_ok,
-            last_code=self.last_code,
-            last_detail=self.last_detail,
-            last_latency=self.last_latency,
+            last_ok=last.ok if last else None,
+            last_code=last.code if last else "",
+            last_detail=last.detail if last else "",
+            last_latency=last.latency if last else None,
             since=self.since,
             transitions=tuple(self.history),
         )
@@ -447,8 +444,7 @@ class Runtime:
         r.running = None
         self.probes_run += 1
         r.last_probe_at = self._clock()
-        r.last_ok, r.last_code, r.last_detail = result.ok, result.code, result.detail
-        r.last_latency = result.latency
+        r.last = result
         self.metrics.observe(
             r.spec.name, r.check.type.value, result.ok, result.code, result.latency
         )

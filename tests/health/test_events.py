@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 
 import pytest
 
 from health.events import (
+    BUS,
+    EVENTS_GROUP,
+    ChannelLayerForwarder,
     Dropped,
     Event,
     EventBus,
@@ -86,3 +90,58 @@ def test_a_slow_subscriber_is_dropped_without_stalling_others():
                 pass
 
     asyncio.run(main())
+
+
+def _layer_group(layer):
+    async def join():
+        channel = await layer.new_channel()
+        await layer.group_add(EVENTS_GROUP, channel)
+        return channel
+
+    return join
+
+
+def test_the_forwarder_sends_every_event_in_order_from_its_own_thread():
+    from channels.layers import InMemoryChannelLayer
+
+    layer = InMemoryChannelLayer(capacity=1000)
+    loop = asyncio.new_event_loop()
+    channel = loop.run_until_complete(_layer_group(layer)())
+    forwarder = ChannelLayerForwarder(layer).start()
+    try:
+        sent = [backend_transition("d", f"b{i}", "up", "down", "L4CON", 0.0) for i in range(50)]
+        for event in sent:
+            BUS.publish(event)  # from this thread, as from the probe loop: nothing waits
+    finally:
+        forwarder.close()
+    got = [
+        Event.from_dict(loop.run_until_complete(layer.receive(channel))["event"]) for _ in range(50)
+    ]
+    loop.close()
+    assert [e.data["backend"] for e in got] == [f"b{i}" for i in range(50)]
+    assert (forwarder.dropped, forwarder.failed) == (0, 0)
+
+
+class _StuckLayer:
+    """A layer whose sends never finish, like a Redis that does not answer."""
+
+    def __init__(self) -> None:
+        self.sends = 0
+
+    async def group_send(self, group, message):
+        self.sends += 1
+        await asyncio.sleep(3600)
+
+
+def test_a_stuck_layer_costs_a_bounded_backlog_not_a_coroutine_per_event():
+    layer = _StuckLayer()
+    forwarder = ChannelLayerForwarder(layer, backlog=100).start()
+    try:
+        for i in range(1000):
+            BUS.publish(backend_transition("d", f"b{i}", "up", "down", "L4CON", 0.0))
+        time.sleep(0.1)
+        assert layer.sends == 1  # one send in flight at a time
+        assert 99 <= len(forwarder.backlog) <= 100  # the one in flight left when it started
+        assert forwarder.dropped + len(forwarder.backlog) + layer.sends == 1000
+    finally:
+        forwarder.close(timeout=0.1)

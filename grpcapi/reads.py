@@ -41,7 +41,7 @@ def _db_states(dep: Deployment) -> dict[str, State]:
 def _states(dep: Deployment, rt: live.Runtime | None) -> dict[str, State]:
     states = _db_states(dep)
     if rt is not None:
-        states.update({n: State(b.state) for n, b in rt.backends().items()})
+        states.update(rt.states())
     return states
 
 
@@ -99,11 +99,10 @@ def frontend_states(deployment: str) -> dict[str, str]:
 def backends(deployment: str, name: str | None = None) -> list[pb.Backend]:
     """Every backend (sorted by name) with its transition history, or the one called `name`."""
     dep = get_deployment(deployment)
-    rows = list(dep.backends.select_related("healthcheck", "state").order_by("name"))
-    if name is not None:
-        rows = [b for b in rows if b.name == name]
-        if not rows:
-            raise NotFound(f"backend {name!r} does not exist")
+    query = dep.backends.select_related("healthcheck", "state").order_by("name")
+    rows = list(query if name is None else query.filter(name=name))
+    if name is not None and not rows:
+        raise NotFound(f"backend {name!r} does not exist")
     ids = [b.pk for b in rows]
     history: dict[int, list[Transition]] = defaultdict(list)
     for t in Transition.objects.filter(backend_id__in=ids).order_by("-at", "-id"):
@@ -116,7 +115,7 @@ def backends(deployment: str, name: str | None = None) -> list[pb.Backend]:
     for backend_id, frontend in pairs:
         used[backend_id].add(frontend)
     rt = runtime_for(deployment)
-    blive = rt.backends() if rt is not None else {}
+    blive = rt.backends(b.name for b in rows) if rt is not None else {}
     return [
         convert.backend(b, _state_row(b), history[b.pk], used[b.pk], blive.get(b.name))
         for b in rows

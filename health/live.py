@@ -8,8 +8,11 @@ keeps up to date in batches, and to Celery tasks for VPP operations.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
+
+from health.checker.states import State
 
 
 @dataclass(frozen=True)
@@ -48,7 +51,9 @@ class Runtime(Protocol):
 
     deployment: str
 
-    def backends(self) -> dict[str, BackendLive]: ...
+    def backends(self, names: Iterable[str] | None = None) -> dict[str, BackendLive]: ...
+
+    def states(self) -> dict[str, State]: ...
 
     def frontends(self) -> dict[str, FrontendLive]: ...
 

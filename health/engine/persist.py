@@ -87,10 +87,6 @@ class StatePersister:
                     del self._pending[: len(self._pending) - MAX_PENDING]
             self._dirty.add(rec.backend)
 
-    def touch(self, backend: str) -> None:
-        with self._lock:
-            self._dirty.add(backend)
-
     # -- the writer thread ----------------------------------------------------------------------
 
     def start(self) -> None:

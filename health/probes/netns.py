@@ -225,10 +225,6 @@ class NetnsSockets:
         waits for one). Raises ProbeFailure(NETNS) when the namespace can't be entered."""
         return self._take((family, type_, 0), self._ready_helper())
 
-    def socket_sync(self, family: int, type_: int, proto: int = 0) -> socket.socket:
-        """Blocking variant for callers outside the event loop."""
-        return self._ready_helper().submit(_new_socket, family, type_, proto).result()
-
     def _stop_locked(self) -> None:
         if self._helper is not None:
             self._helper.stop()

@@ -24,6 +24,7 @@ from cryptography.x509.oid import NameOID
 
 from grpcapi.gen import maglev_pb2_grpc as pb_grpc
 from health import live
+from health.checker.states import State
 from tests.conftest import EXAMPLES, REPO
 
 ACTOR_NAME = "test"
@@ -177,8 +178,13 @@ class FakeRuntime:
             ),
         }
 
-    def backends(self) -> dict[str, live.BackendLive]:
-        return dict(self._backends)
+    def backends(self, names=None) -> dict[str, live.BackendLive]:
+        if names is None:
+            return dict(self._backends)
+        return {n: self._backends[n] for n in names if n in self._backends}
+
+    def states(self) -> dict[str, State]:
+        return {n: State(b.state) for n, b in self._backends.items()}
 
     def frontends(self) -> dict[str, live.FrontendLive]:
         return {

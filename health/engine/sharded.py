@@ -14,7 +14,7 @@ import threading
 import time
 from typing import Any
 
-from django.db import close_old_connections
+from django.db import close_old_connections, connection
 
 from health.checker.states import State
 from health.config.spec import Config
@@ -62,11 +62,14 @@ class ShardedRuntime:
         self._config_dirty.set()
 
     def _loop(self) -> None:
-        while not self._stop.wait(RENEW_EVERY):
-            try:
-                self._round()
-            except Exception:
-                log.exception("lease round failed")
+        try:
+            while not self._stop.wait(RENEW_EVERY):
+                try:
+                    self._round()
+                except Exception:
+                    log.exception("lease round failed")
+        finally:
+            connection.close()  # this thread's own, as the persister's
 
     def _round(self) -> None:
         assert self.hosted is not None

@@ -108,9 +108,13 @@ def main() -> None:
     if args.smoke:
         args.streams, args.events, args.rounds = 3, 5, 1
     setup_django()
+    from grpcapi.auth import Policy
     from grpcapi.server import ServerThread
 
-    server = ServerThread("127.0.0.1:0", deployment="bench")
+    # Reads only: the benchmark's streams need no token.
+    server = ServerThread(
+        "127.0.0.1:0", deployment="bench", policy=Policy({"bench-token-0123456789": "bench"})
+    )
     port = server.start()
     p50s, p99s = [], []
     try:

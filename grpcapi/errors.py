@@ -5,7 +5,11 @@ from __future__ import annotations
 import grpc
 
 from health.config import ConfigError
+from health.config.errors import clip
 from health.errors import FailedPrecondition, InvalidArgument, NotFound, ServiceError, Unavailable
+
+MAX_DETAILS: int = 8000  # status details travel in metadata (8 KiB soft limit by default)
+__all__ = ["clip", "config_error_details", "status_of", "to_status"]
 
 STATUS: dict[type[ServiceError], grpc.StatusCode] = {
     NotFound: grpc.StatusCode.NOT_FOUND,
@@ -27,7 +31,7 @@ def config_error_details(exc: ConfigError, source: str, what: str) -> str:
     n = len(exc.issues)
     lines = [f"{what}: {source} has {n} problem{'s' if n != 1 else ''}; nothing changed"]
     lines += [f"  {issue}" for issue in exc.issues]
-    return "\n".join(lines)
+    return clip("\n".join(lines), MAX_DETAILS)
 
 
 def to_status(exc: Exception, *, source: str = "config") -> tuple[grpc.StatusCode, str]:
@@ -41,5 +45,5 @@ def to_status(exc: Exception, *, source: str = "config") -> tuple[grpc.StatusCod
             exc, source, "reload refused"
         )
     if isinstance(exc, ServiceError):
-        return status_of(exc), str(exc)
+        return status_of(exc), clip(str(exc), MAX_DETAILS)
     return grpc.StatusCode.INTERNAL, f"internal error: {type(exc).__name__}"

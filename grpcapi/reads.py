@@ -6,8 +6,10 @@ Every function here is synchronous ORM code; the servicer runs it on a worker th
 
 from __future__ import annotations
 
+import os
 from collections import defaultdict
 
+from django.conf import settings
 from django.core.exceptions import ObjectDoesNotExist
 
 from health import live
@@ -148,6 +150,24 @@ def require_frontend(deployment: str, name: str) -> None:
     dep = get_deployment(deployment)
     if not dep.frontends.filter(name=name).exists():
         raise NotFound(f"frontend {name!r} does not exist")
+
+
+def checkable_path(deployment: str, path: str, extra: tuple[str, ...]) -> str | None:
+    """`path`, resolved, when CheckConfig may read it: the deployment's config file, the
+    daemon's MAGLEV_CONFIG, or a file in one of `extra` (files or directories); else None.
+    Links are resolved first, so one cannot point out of an allowed directory."""
+    if not path or "\0" in path or len(path) > 4096:
+        return None
+    # Whether the file exists is not revealed outside the allowed places; inside, a missing
+    # or odd file is reported by read_config_file like any unreadable one.
+    target = os.path.realpath(path)
+    dep = Deployment.objects.filter(name=deployment).first()
+    own = [dep.config_file if dep else "", settings.MAGLEV_CONFIG]
+    for allowed in filter(None, [*own, *extra]):
+        real = os.path.realpath(allowed)
+        if target == real or (os.path.isdir(real) and target.startswith(real.rstrip("/") + "/")):
+            return target
+    return None
 
 
 def config_source(deployment: str) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,7 @@ from grpc_reflection.v1alpha import reflection
 
 from health import events as bus
 
-from .auth import TokenAuth
+from .auth import RULES, AuthInterceptor, Policy, Rule
 from .gen import maglev_pb2 as pb
 from .gen import maglev_pb2_grpc as pb_grpc
 from .servicer import MaglevServicer
@@ -30,6 +31,11 @@ log = logging.getLogger("maglev.grpc")
 SERVICE_NAME: str = pb.DESCRIPTOR.services_by_name["Maglev"].full_name  # maglev.v1.Maglev
 STOP_GRACE: float = 2.0  # seconds in-flight calls get on shutdown; streams are then cancelled
 BRIDGE_RETRY: float = 5.0  # seconds between attempts to reach the channel layer (Redis)
+# A request is a name or a config text: 4 MiB is room for a 10,000-backend maglev.yaml (0.7 MB)
+# several times over, and grpc refuses anything larger before it is read into memory.
+MAX_REQUEST_BYTES: int = 4 * 1024 * 1024
+MAX_CALLS: int = 256  # concurrent calls (WatchEvents streams included); more: RESOURCE_EXHAUSTED
+MAX_WATCHERS: int = 64
 
 
 class ServerError(Exception):
@@ -44,6 +50,7 @@ class Running:
     port: int
     servicer: MaglevServicer
     health: health.aio.HealthServicer
+    open_writes: bool = False
 
     async def stop(self, grace: float = STOP_GRACE) -> None:
         await self.health.enter_graceful_shutdown()
@@ -67,19 +74,42 @@ async def start_server(
     addr: str,
     *,
     deployment: str,
-    token: str | None = None,
+    policy: Policy,
     tls_cert: str | None = None,
     tls_key: str | None = None,
     program: str = "grpcserver",
     watch_queue: int = bus.SUBSCRIBER_QUEUE,
     vpp: Any = None,
+    max_watchers: int = MAX_WATCHERS,
+    max_calls: int = MAX_CALLS,
+    check_paths: tuple[str, ...] = (),
+    rules: Mapping[str, Rule] = RULES,
 ) -> Running:
-    """Start serving on `addr` (host:port; port 0 picks a free one) in the running loop."""
+    """Start serving on `addr` (host:port; port 0 picks a free one) in the running loop.
+
+    `check_paths`: files (or directories) besides the deployment's own config file that
+    CheckConfig(path=...) may read."""
     creds = _credentials(tls_cert, tls_key)
-    # No SO_REUSEPORT: a second server on the same port must fail, not share it silently.
-    server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
+    try:
+        policy.check(addr, tls=creds is not None)
+    except ValueError as exc:
+        raise ServerError(f"refusing to serve gRPC: {exc}") from None
+    server = grpc.aio.server(
+        interceptors=[AuthInterceptor(policy, rules)],
+        options=[
+            # No SO_REUSEPORT: a second server on the same port must fail, not share it.
+            ("grpc.so_reuseport", 0),
+            ("grpc.max_receive_message_length", MAX_REQUEST_BYTES),
+        ],
+        maximum_concurrent_rpcs=max_calls,
+    )
     servicer = MaglevServicer(
-        deployment, TokenAuth(token), program=program, watch_queue=watch_queue, vpp=vpp
+        deployment,
+        program=program,
+        watch_queue=watch_queue,
+        vpp=vpp,
+        max_watchers=max_watchers,
+        check_paths=check_paths,
     )
     pb_grpc.add_MaglevServicer_to_server(servicer, server)
     checker = health.aio.HealthServicer()
@@ -100,9 +130,40 @@ async def start_server(
         await checker.set(name, health_pb2.HealthCheckResponse.SERVING)
     log.info(
         "gRPC server started",
-        extra={"addr": addr, "port": port, "tls": bool(creds), "token": bool(token)},
+        extra={
+            "addr": addr,
+            "port": port,
+            "tls": bool(creds),
+            "tokens": len(policy.tokens),
+            "reads": "token" if policy.read_needs_token else "open",
+            "writes": "open" if policy.writes_open else "token",
+        },
     )
-    return Running(server, port, servicer, checker)
+    return Running(server, port, servicer, checker, policy.writes_open)
+
+
+def options_from_settings(token: str | None = None) -> dict[str, Any]:
+    """start_server's access options from the MAGLEV_GRPC_* settings (ServerError when the
+    token source is unusable). `token` is a --token flag's value, which wins."""
+    from django.conf import settings
+
+    from .tokens import TokenError, server_policy
+
+    try:
+        policy = server_policy(
+            Path(settings.DATA_DIR),
+            auth=settings.MAGLEV_GRPC_AUTH,
+            reads=settings.MAGLEV_GRPC_READ_AUTH,
+            token=token,
+        )
+    except TokenError as exc:
+        raise ServerError(str(exc)) from None
+    return {
+        "policy": policy,
+        "max_watchers": settings.MAGLEV_GRPC_MAX_WATCHERS,
+        "max_calls": settings.MAGLEV_GRPC_MAX_CALLS,
+        "check_paths": tuple(settings.MAGLEV_GRPC_CHECK_DIRS),
+    }
 
 
 async def bridge_events(layer: Any) -> None:

@@ -25,8 +25,8 @@ from health.errors import FailedPrecondition, ServiceError
 from maglev_site.version import VERSION, git_commit
 
 from . import convert, reads
-from .auth import TokenAuth
-from .errors import to_status
+from .auth import current_actor
+from .errors import clip, to_status
 from .events import watch
 from .gen import maglev_pb2 as pb
 from .gen import maglev_pb2_grpc as pb_grpc
@@ -34,6 +34,7 @@ from .gen import maglev_pb2_grpc as pb_grpc
 log = logging.getLogger("maglev.grpc")
 T = TypeVar("T")
 DB_THREADS: int = 4  # concurrent ORM calls; SQLite serialises writers anyway
+MAX_NAME: int = 256  # longer than any valid name (64); refused before any lookup
 
 NO_RUNTIME = (
     "VPP is not reachable from this server: no maglev runtime runs in its process "
@@ -57,18 +58,21 @@ class MaglevServicer(pb_grpc.MaglevServicer):
     def __init__(
         self,
         deployment: str,
-        auth: TokenAuth,
         *,
         program: str = "grpcserver",
         watch_queue: int = bus.SUBSCRIBER_QUEUE,
         vpp: Any = None,
+        max_watchers: int = 64,
+        check_paths: tuple[str, ...] = (),
     ) -> None:
         self.deployment = deployment
         # VPP for when no runtime runs in this process (grpcapi.vppview.StandaloneVpp).
         self.vpp = vpp
-        self.auth = auth
         self.program = program
         self.watch_queue = watch_queue
+        self.max_watchers = max_watchers
+        self.watchers = 0
+        self.check_paths = check_paths
         self.executor = ThreadPoolExecutor(DB_THREADS, thread_name_prefix="maglev-grpc")
         self._threads_used: set[int] = set()
 
@@ -117,6 +121,13 @@ class MaglevServicer(pb_grpc.MaglevServicer):
     async def _name(self, context: grpc.aio.ServicerContext, value: str, what: str) -> str:
         if not value:
             await self._abort(context, grpc.StatusCode.INVALID_ARGUMENT, f"{what} name is empty")
+        if len(value) > MAX_NAME:
+            await self._abort(
+                context,
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"{what} name {clip(value, 40)!r} is {len(value):,} characters; "
+                "names have at most 64",
+            )
         return value
 
     # -- frontends, backends, healthchecks -------------------------------------------------------
@@ -148,11 +159,12 @@ class MaglevServicer(pb_grpc.MaglevServicer):
     # -- operator intent -----------------------------------------------------------------------
 
     async def _intent(self, action: str, request: Any, context: Any) -> pb.BackendActionResponse:
-        actor = await self.auth.require(context)
+        actor = current_actor()
+        name = await self._name(context, request.name, "backend")
         state = await self._run(
-            context, services.set_backend_intent, self.deployment, request.name, action, actor
+            context, services.set_backend_intent, self.deployment, name, action, actor
         )
-        backend = (await self._run(context, reads.backends, self.deployment, request.name))[0]
+        backend = (await self._run(context, reads.backends, self.deployment, name))[0]
         return pb.BackendActionResponse(state=convert.backend_state(state.value), backend=backend)
 
     async def PauseBackend(self, request: Any, context: Any) -> pb.BackendActionResponse:
@@ -170,8 +182,10 @@ class MaglevServicer(pb_grpc.MaglevServicer):
     async def SetFrontendPoolBackendWeight(
         self, request: Any, context: Any
     ) -> pb.SetFrontendPoolBackendWeightResponse:
-        actor = await self.auth.require(context)
+        actor = current_actor()
         r = request
+        for value, what in ((r.frontend, "frontend"), (r.pool, "pool"), (r.backend, "backend")):
+            await self._name(context, value, what)
         await self._run(
             context,
             services.set_pool_weight,
@@ -192,9 +206,20 @@ class MaglevServicer(pb_grpc.MaglevServicer):
         async def replay() -> dict[str, str]:
             return await self._run(context, reads.frontend_states, self.deployment)
 
-        # grpc.aio only streams from a handler that is itself an async generator function.
-        async for msg in watch(request, context, self.deployment, replay, self.watch_queue):
-            yield msg
+        if self.watchers >= self.max_watchers:
+            await self._abort(
+                context,
+                grpc.StatusCode.RESOURCE_EXHAUSTED,
+                f"this server has {self.watchers} WatchEvents streams, its limit "
+                "(MAGLEV_GRPC_MAX_WATCHERS); try again later",
+            )
+        self.watchers += 1  # the event loop is the only writer: no lock needed
+        try:
+            # grpc.aio only streams from a handler that is itself an async generator function.
+            async for msg in watch(request, context, self.deployment, replay, self.watch_queue):
+                yield msg
+        finally:
+            self.watchers -= 1
 
     # -- config --------------------------------------------------------------------------------
 
@@ -202,7 +227,18 @@ class MaglevServicer(pb_grpc.MaglevServicer):
         which = request.WhichOneof("source")
         text, path = (request.text, None) if which == "text" else (None, request.path)
         if which == "path":
-            await self.auth.require(context)  # it reads a file on the server
+            # The interceptor asked for the token; the file must also be a config file.
+            allowed = await self._run(
+                context, reads.checkable_path, self.deployment, path, self.check_paths
+            )
+            if allowed is None:
+                await self._abort(
+                    context,
+                    grpc.StatusCode.PERMISSION_DENIED,
+                    "only the deployment's config file (or files under "
+                    "MAGLEV_GRPC_CHECK_DIRS) can be checked by path; send the text instead",
+                )
+            path = allowed
         elif which is None:
             path = await self._run(context, reads.config_source, self.deployment)
             if not path:
@@ -223,7 +259,7 @@ class MaglevServicer(pb_grpc.MaglevServicer):
         return pb.CheckConfigResponse(valid=True, exit_code=0, source=source)
 
     async def ReloadConfig(self, request: Any, context: Any) -> pb.ReloadConfigResponse:
-        actor = await self.auth.require(context)
+        actor = current_actor()
         source = await self._run(context, reads.config_source, self.deployment)
         try:
             summary = await self._thread(services.reload_config, self.deployment, actor)
@@ -255,9 +291,9 @@ class MaglevServicer(pb_grpc.MaglevServicer):
         return convert.vpp_lb_state(state, vips, addresses)
 
     async def SyncVPPLBState(self, request: Any, context: Any) -> pb.SyncVPPLBStateResponse:
-        await self.auth.require(context)
         frontend = request.frontend or None
         if frontend is not None:
+            await self._name(context, frontend, "frontend")
             await self._run(context, reads.require_frontend, self.deployment, frontend)
         result = await self._vpp(context, lambda rt: rt.sync(frontend))
         return convert.sync_result(result or {}, frontend)

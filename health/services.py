@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
+import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +23,15 @@ from django.utils import timezone
 from . import hooks
 from .checker.counter import HealthCounter, StateError
 from .checker.states import State
-from .config import ConfigError, ConfigIssue, StructureError, dump_config, gc_paused, parse_config
+from .config import (
+    ConfigError,
+    ConfigIssue,
+    StructureError,
+    dump_config,
+    gc_paused,
+    parse_config,
+    safeyaml,
+)
 from .config.spec import Config
 from .config_db import ImportSummary, config_from_db, import_config
 from .errors import FailedPrecondition, InvalidArgument, NotFound, ServiceError
@@ -101,10 +111,26 @@ def check_config_text(text: str | bytes) -> Config:
 
 
 def read_config_file(path: str | Path) -> bytes:
+    """The bytes of a config file: a regular file of at most safeyaml.MAX_BYTES (a FIFO or
+    /dev/zero would block or never end)."""
+
+    def refuse(why: str) -> StructureError:
+        return StructureError([ConfigIssue("", f"cannot read {path}: {why}")])
+
     try:
-        return Path(path).read_bytes()
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError as exc:
-        raise StructureError([ConfigIssue("", f"cannot read {path}: {exc.strerror}")]) from None
+        raise refuse(exc.strerror or "error") from None
+    with os.fdopen(fd, "rb") as f:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise refuse("not a regular file")
+        if st.st_size > safeyaml.MAX_BYTES:
+            raise refuse(f"{st.st_size:,} bytes; the limit is {safeyaml.MAX_BYTES:,}")
+        data = f.read(safeyaml.MAX_BYTES + 1)
+    if len(data) > safeyaml.MAX_BYTES:
+        raise refuse(f"more than {safeyaml.MAX_BYTES:,} bytes")
+    return data
 
 
 def import_config_text(

@@ -3,6 +3,8 @@ turned into one readable line (never a status dump)."""
 
 from __future__ import annotations
 
+import os
+import pwd
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -60,6 +62,14 @@ def describe(err: grpc.RpcError, server: str, timeout: float | None = None) -> C
     return ClientError(first, code, tuple(rest))
 
 
+def _login_name() -> str | None:
+    """Who runs maglevc, for the server's audit log (informational: the token is the proof)."""
+    try:
+        return pwd.getpwuid(os.getuid()).pw_name
+    except KeyError:
+        return None
+
+
 class Client:
     """Calls maglev.v1.Maglev on one server."""
 
@@ -74,7 +84,7 @@ class Client:
     ) -> None:
         self.server = server
         self.timeout = timeout
-        self.metadata = bearer_metadata(token)
+        self.metadata = bearer_metadata(token, _login_name())
         if tls or tls_ca:
             try:
                 roots = Path(tls_ca).read_bytes() if tls_ca else None

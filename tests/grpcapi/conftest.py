@@ -68,35 +68,71 @@ def imported(config_file: Path) -> Path:
     return config_file
 
 
-class Served:
-    """A running in-process server and a stub on a channel to it."""
+SERVE_TOKEN = "test-token-0123456789abcdef"
 
-    def __init__(self, thread: Any, channel: grpc.Channel) -> None:
+
+class _WithToken(grpc.UnaryUnaryClientInterceptor, grpc.UnaryStreamClientInterceptor):
+    """Adds the bearer token to every call, as maglevc does."""
+
+    def __init__(self, token: str) -> None:
+        self.metadata = [("authorization", f"Bearer {token}")]
+
+    def _details(self, details: Any) -> Any:
+        extra = [m for m in (details.metadata or ()) if m[0] != "authorization"]
+        has_own = any(m[0] == "authorization" for m in (details.metadata or ()))
+        metadata = list(details.metadata or ()) if has_own else extra + self.metadata
+        return details._replace(metadata=metadata)
+
+    def intercept_unary_unary(self, continuation, details, request):
+        return continuation(self._details(details), request)
+
+    def intercept_unary_stream(self, continuation, details, request):
+        return continuation(self._details(details), request)
+
+
+class Served:
+    """A running in-process server, a stub that sends the token and one that sends none."""
+
+    def __init__(self, thread: Any, channel: grpc.Channel, raw: grpc.Channel) -> None:
         self.thread = thread
         self.port = thread.port
         self.channel = channel
         self.stub = pb_grpc.MaglevStub(channel)
+        self.raw = raw
+        self.anonymous = pb_grpc.MaglevStub(raw)
 
 
 @pytest.fixture
 def serve() -> Iterator[Any]:
-    """serve(**options) starts a ServerThread on 127.0.0.1:0 and returns a Served."""
+    """serve(**options) starts a ServerThread on 127.0.0.1:0 and returns a Served.
+
+    The server's token is SERVE_TOKEN unless `token=` or `policy=` says otherwise; `stub` sends
+    the token, `anonymous` does not."""
+    from grpcapi.auth import Policy, parse_tokens
     from grpcapi.server import ServerThread
 
     started: list[tuple[Any, grpc.Channel]] = []
 
-    def start(*, credentials: Any = None, target: str = "127.0.0.1", **options: Any) -> Served:
+    def start(
+        *,
+        credentials: Any = None,
+        target: str = "127.0.0.1",
+        token: str = SERVE_TOKEN,
+        **options: Any,
+    ) -> Served:
         options.setdefault("deployment", "default")
+        options.setdefault("policy", Policy(parse_tokens(token)))
         thread = ServerThread("127.0.0.1:0", **options)
         port = thread.start()
         address = f"{target}:{port}"
-        channel = (
+        raw = (
             grpc.secure_channel(address, credentials)
             if credentials
             else grpc.insecure_channel(address)
         )
-        started.append((thread, channel))
-        return Served(thread, channel)
+        channel = grpc.intercept_channel(raw, _WithToken(token))
+        started.append((thread, raw))
+        return Served(thread, channel, raw)
 
     yield start
     for thread, channel in started:
@@ -281,7 +317,7 @@ def fake_runtime() -> Iterator[FakeRuntime]:
 
 # -- a grpcserver subprocess with its own database -------------------------------------------------
 
-TOKEN = "s3cret-token"
+TOKEN = "s3cret-token-for-the-cli-tests"
 
 
 class ServerProcess:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import http.server
 import re
 import signal
+import stat
 import threading
 
 import pytest
@@ -79,7 +80,8 @@ def test_changes_need_the_token(cli_server):
     r = maglevc(cli_server, "set", "backend", "dns3", "pause")
     assert r.returncode == 1
     assert r.stderr == (
-        "error: this call needs the server's token (--token or MAGLEV_GRPC_TOKEN)\n"
+        "error: this call needs the server's token (maglevc reads MAGLEV_GRPC_TOKEN or the "
+        "token file, see docs/security.md)\n"
     )
     r = maglevc(cli_server, "set", "backend", "dns3", "pause", token="wrong")
     assert r.stderr == "error: the token is wrong\n"
@@ -92,7 +94,26 @@ def test_changes_need_the_token(cli_server):
     assert r.stderr == "error: backend 'dns3' is disabled; enable it before you resume it\n"
     r = maglevc(cli_server, "show", "backend", "dns3")
     assert "dns3: disabled" in r.stdout
-    assert re.search(r"paused +disabled +disable by token@127\.0\.0\.1:", r.stdout)
+    assert re.search(
+        r"paused +disabled +disable by \S+@127\.0\.0\.1:\d+ \(token operator\)", r.stdout
+    )
+
+
+def test_a_server_makes_its_own_token_and_maglevc_finds_it(tmp_path):
+    # No MAGLEV_GRPC_TOKEN anywhere: the safe default is a generated token, not open changes.
+    server = start_server_process(tmp_path / "data", env_extra={"MAGLEV_VPP_API_ADDR": ""})
+    try:
+        token_file = tmp_path / "data" / "grpc-token"
+        assert stat.S_IMODE(token_file.stat().st_mode) == 0o600
+        r = maglevc(server, "set", "backend", "dns3", "pause")
+        assert (r.returncode, r.stdout) == (0, "backend dns3: paused\n"), r.stderr
+        other = {**server.env, "MAGLEV_DATA_DIR": str(tmp_path / "elsewhere")}
+        r = manage(other, "maglevc", "--server", server.address, "set", "backend", "dns3", "resume")
+        assert r.returncode == 1
+        assert "needs the server's token" in r.stderr
+    finally:
+        server.proc.terminate()
+        server.proc.wait(timeout=15)
 
 
 def test_set_weight_and_its_validation(cli_server):
@@ -159,10 +180,17 @@ def test_a_server_that_does_not_speak_grpc_is_one_clear_line(cli_server):
 
 
 def test_tls_with_a_trusted_certificate(cli_server, certificate):
+    from grpcapi.auth import Policy, parse_tokens
     from grpcapi.server import ServerThread
 
     cert, key = certificate
-    thread = ServerThread("127.0.0.1:0", deployment="default", tls_cert=str(cert), tls_key=str(key))
+    thread = ServerThread(
+        "127.0.0.1:0",
+        deployment="default",
+        policy=Policy(parse_tokens(TOKEN)),
+        tls_cert=str(cert),
+        tls_key=str(key),
+    )
     port = thread.start()
     try:
         args = ("maglevc", "--server", f"localhost:{port}", "show", "version")

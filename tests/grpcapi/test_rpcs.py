@@ -207,7 +207,8 @@ def test_check_config_text_path_and_owned_file(server, imported, tmp_path):
     r = server.stub.CheckConfig(pb.CheckConfigRequest(text=semantic))
     assert (r.valid, r.exit_code) == (False, 2)
     assert len(r.issues) == 2
-    missing = server.stub.CheckConfig(pb.CheckConfigRequest(path=str(tmp_path / "none.yaml")))
+    imported.rename(imported.with_suffix(".moved"))
+    missing = server.stub.CheckConfig(pb.CheckConfigRequest(path=str(imported)))
     assert missing.exit_code == 1
     assert "cannot read" in missing.issues[0].message
 

@@ -14,7 +14,7 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import CommandError, CommandParser
 
-from grpcapi.server import ServerError, bridge_events, start_server
+from grpcapi.server import ServerError, bridge_events, options_from_settings, start_server
 from health.management.base import MaglevCommand
 
 
@@ -28,9 +28,9 @@ class Command(MaglevCommand):
         self.env_flag(parser, "--deployment", "MAGLEV_DEPLOYMENT", s.MAGLEV_DEPLOYMENT, "name")
         parser.add_argument(
             "--token",
-            default=s.MAGLEV_GRPC_TOKEN,
-            help="bearer token the mutating calls need (env MAGLEV_GRPC_TOKEN; default: none, "
-            "prefer the variable: a flag shows in ps)",
+            default="",
+            help="the token changes need (default: MAGLEV_GRPC_TOKEN, MAGLEV_GRPC_TOKEN_FILE or "
+            "DATA_DIR/grpc-token; prefer those: a flag shows in ps)",
         )
         self.env_flag(parser, "--tls-cert", "MAGLEV_GRPC_TLS_CERT", "", "TLS certificate (PEM)")
         self.env_flag(parser, "--tls-key", "MAGLEV_GRPC_TLS_KEY", "", "TLS private key (PEM)")
@@ -62,7 +62,7 @@ class Command(MaglevCommand):
         running = await start_server(
             opts["grpc_addr"],
             deployment=opts["deployment"],
-            token=opts["token"] or None,
+            **options_from_settings(opts["token"] or None),
             tls_cert=opts["tls_cert"] or None,
             tls_key=opts["tls_key"] or None,
             program=self.program,
@@ -78,7 +78,8 @@ class Command(MaglevCommand):
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
         host = opts["grpc_addr"].rpartition(":")[0] or "0.0.0.0"
-        extras = [w for w, on in (("TLS", opts["tls_cert"]), ("token", opts["token"])) if on]
+        extras = [w for w, on in (("TLS", opts["tls_cert"]),) if on]
+        extras.append("changes open to local users" if running.open_writes else "token")
         self.stdout.write(
             f"{self.get_version()}: deployment {opts['deployment']!r} on {host}:{running.port}"
             + (f" ({', '.join(extras)})" if extras else "")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from pathlib import Path
 from typing import Any
 
 from django.conf import settings
@@ -17,6 +18,7 @@ from django.core.management.base import CommandParser
 from grpcapi.cli import commands, shell
 from grpcapi.cli.client import DEFAULT_TIMEOUT, Client, ClientError
 from grpcapi.cli.render import Painter
+from grpcapi.tokens import TokenError, client_token
 from health.management.base import MaglevCommand
 
 
@@ -45,8 +47,9 @@ class Command(MaglevCommand):
         )
         parser.add_argument(
             "--token",
-            default=s.MAGLEV_GRPC_TOKEN,
-            help="token for changes (env MAGLEV_GRPC_TOKEN; prefer it: a flag shows in ps)",
+            default="",
+            help="token for changes (default: MAGLEV_GRPC_TOKEN, MAGLEV_GRPC_TOKEN_FILE, "
+            "/etc/vpp-maglev/grpc-token, DATA_DIR/grpc-token; a flag shows in ps)",
         )
         parser.add_argument("--tls", action="store_true", help="connect with TLS (system roots)")
         self.env_flag(
@@ -63,9 +66,13 @@ class Command(MaglevCommand):
     def handle(self, *args: Any, **opts: Any) -> None:
         painter = Painter(use_colour(opts["color"]))
         try:
+            try:
+                token = client_token(opts["token"] or None, Path(settings.DATA_DIR))
+            except TokenError as exc:
+                raise ClientError(f"gRPC token: {exc}") from None
             client = Client(
                 opts["server"],
-                token=opts["token"] or None,
+                token=token,
                 tls=opts["tls"],
                 tls_ca=opts["tls_ca"] or None,
                 timeout=opts["timeout"],

@@ -22,7 +22,7 @@ from django.core.management.base import CommandError, CommandParser
 from django.db import connection as db_connection
 
 from dataplane.hosting import attach_dataplane, start_simulator
-from grpcapi.server import ServerThread
+from grpcapi.server import ServerThread, options_from_settings
 from health import bootstrap, services
 from health.config import EXIT_OK, ConfigError
 from health.demo import DemoBackends
@@ -139,15 +139,15 @@ class Command(MaglevCommand):
             self._serve(host, port)
 
     def _start_grpc(self, addr: str, deployment: str) -> ServerThread:
-        server = ServerThread(
-            addr,
-            deployment=deployment,
-            token=settings.MAGLEV_GRPC_TOKEN or None,
-            tls_cert=os.environ.get("MAGLEV_GRPC_TLS_CERT") or None,
-            tls_key=os.environ.get("MAGLEV_GRPC_TLS_KEY") or None,
-            program="maglevd",
-        )
         try:
+            server = ServerThread(
+                addr,
+                deployment=deployment,
+                **options_from_settings(),
+                tls_cert=os.environ.get("MAGLEV_GRPC_TLS_CERT") or None,
+                tls_key=os.environ.get("MAGLEV_GRPC_TLS_KEY") or None,
+                program="maglevd",
+            )
             server.start()
         except Exception as exc:
             raise CommandError(f"cannot serve gRPC on {addr}: {exc}") from None

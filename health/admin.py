@@ -2,7 +2,12 @@
 
 Config objects are read-only while a file owns the deployment's config (SPEC §3): the change
 page says which file, and a save is refused. Operator actions (pause, resume, enable, disable,
-reload, export) go through the service layer like every other door.
+weight overrides, reload, export, hand-over) go through the service layer like every other door.
+
+Every action declares the permission it needs (docs/admin.md lists them and the two ready-made
+groups); an action the user may not run is not offered, and a POST that names it anyway is
+refused (403) and audited. Form values are checked by the same rules as maglev.yaml
+(`health.config.validators`, through the model fields' validators).
 """
 
 from __future__ import annotations
@@ -12,13 +17,14 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 from django.utils.html import format_html
 
-from . import services
-from .config import ConfigError
+from . import loginguard, services
+from .config import ConfigError, validators
 from .config_db import HEALTHCHECK_FIELDS
 from .errors import ServiceError
 from .models import (
@@ -43,8 +49,47 @@ STATE_COLORS: dict[str, str] = {
 }
 
 
+# Failed logins are audited and throttled (health/loginguard.py).
+admin.site.login_form = loginguard.GuardedAdminLoginForm
+
+
 def actor(request: HttpRequest) -> services.Actor:
     return services.Actor(request.user.get_username() or "anonymous", Door.ADMIN)
+
+
+def may(request: HttpRequest, codename: str) -> bool:
+    """Whether the user holds health's permission `codename` (superusers hold them all)."""
+    return request.user.has_perm(f"health.{codename}")
+
+
+class GuardedAdmin(admin.ModelAdmin):
+    """Offers only the actions the user may run, and refuses a POST naming another one."""
+
+    def changelist_view(self, request: HttpRequest, extra_context: Any = None) -> HttpResponse:
+        if request.method == "POST":
+            asked = {name for name in request.POST.getlist("action") if name}
+            refused = sorted(asked - set(self.get_actions(request)))
+            if refused:
+                loginguard.audit(
+                    request,
+                    request.user.get_username(),
+                    loginguard.DENIED,
+                    f"{self.opts.model_name}:{','.join(refused)}",
+                    "permission denied",
+                )
+                raise PermissionDenied
+        return super().changelist_view(request, extra_context)
+
+
+def _rule_field(form: forms.ModelForm, field: str, rule: Any) -> Any:
+    """A form field's value run through a shared value rule (which may normalise it)."""
+    value = form.cleaned_data.get(field)
+    if not value:
+        return value
+    try:
+        return rule(value)
+    except ValueError as exc:
+        raise forms.ValidationError(str(exc)) from None
 
 
 def _deployment_of(obj: Any) -> Deployment | None:
@@ -119,8 +164,30 @@ def colored_state(state: str) -> str:
 # -- deployment ---------------------------------------------------------------------------------
 
 
+class DeploymentForm(forms.ModelForm):
+    class Meta:
+        model = Deployment
+        fields = (
+            "name",
+            "vpp_api_socket",
+            "vpp_stats_socket",
+            "ipv4_src_address",
+            "ipv6_src_address",
+            "sync_interval",
+            "startup_min_delay",
+            "startup_max_delay",
+            "probe_netns",
+            "transition_history",
+        )
+
+    def clean_probe_netns(self) -> str:
+        # `/run/netns/NAME` is kept as NAME, the form maglev.yaml export writes.
+        return _rule_field(self, "probe_netns", validators.netns) or ""
+
+
 @admin.register(Deployment)
-class DeploymentAdmin(FileOwnedMixin, admin.ModelAdmin):
+class DeploymentAdmin(FileOwnedMixin, GuardedAdmin):
+    form = DeploymentForm
     list_display = ("name", "config_owner", "vpp_api_socket", "probe_netns", "config_imported_at")
     actions = ("reload_from_file", "export_yaml", "release_to_admin")
     readonly_fields = ("config_file", "config_imported_at")
@@ -129,11 +196,17 @@ class DeploymentAdmin(FileOwnedMixin, admin.ModelAdmin):
     def config_owner(self, obj: Deployment) -> str:
         return obj.config_file or "admin"
 
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        # The deployment row itself stays viewable; its actions work whoever owns the config.
-        return super().has_change_permission(request, obj) if obj else True
+    # The actions need their own permissions (view lets a user see the list they are on).
+    def has_reload_config_permission(self, request: HttpRequest) -> bool:
+        return may(request, "reload_config")
 
-    @admin.action(description="Reload config from its file")
+    def has_export_config_permission(self, request: HttpRequest) -> bool:
+        return may(request, "export_config")
+
+    def has_take_over_config_permission(self, request: HttpRequest) -> bool:
+        return may(request, "take_over_config")
+
+    @admin.action(description="Reload config from its file", permissions=["reload_config"])
     def reload_from_file(self, request: HttpRequest, queryset: QuerySet[Deployment]) -> None:
         for dep in queryset:
             try:
@@ -145,7 +218,7 @@ class DeploymentAdmin(FileOwnedMixin, admin.ModelAdmin):
             else:
                 messages.success(request, f"{dep.name}: reloaded: {summary}")
 
-    @admin.action(description="Export config as maglev.yaml")
+    @admin.action(description="Export config as maglev.yaml", permissions=["export_config"])
     def export_yaml(
         self, request: HttpRequest, queryset: QuerySet[Deployment]
     ) -> HttpResponse | None:
@@ -157,7 +230,10 @@ class DeploymentAdmin(FileOwnedMixin, admin.ModelAdmin):
         response["Content-Disposition"] = f'attachment; filename="maglev-{dep.name}.yaml"'
         return response
 
-    @admin.action(description="Hand config ownership to admin (stop following the file)")
+    @admin.action(
+        description="Hand config ownership to admin (stop following the file)",
+        permissions=["take_over_config"],
+    )
     def release_to_admin(self, request: HttpRequest, queryset: QuerySet[Deployment]) -> None:
         for dep in queryset:
             services.release_config_to_admin(dep.name, actor(request))
@@ -172,33 +248,24 @@ class HealthcheckForm(OwnedDeploymentFormMixin):
         model = Healthcheck
         fields = ("deployment", "name", *HEALTHCHECK_FIELDS)
 
+    def clean_method(self) -> str:
+        # Any case is accepted, as in maglev.yaml; the request goes out upper case.
+        return _rule_field(self, "method", validators.http_method)
+
     def clean(self) -> dict[str, Any]:
+        # Each field's own rule (name, method, path, host, statuses, regex, ...) runs in the
+        # model field's validators; here only what spans fields.
         data = super().clean()
         for key, version in (("source_ipv4", 4), ("source_ipv6", 6)):
             if data.get(key) and ipaddress.ip_address(data[key]).version != version:
                 self.add_error(key, f"must be an IPv{version} address")
         if data.get("type") == "tcp" and not data.get("port"):
             self.add_error("port", "a tcp healthcheck needs a port")
-        if data.get("expect_status"):
-            from .config.loader import as_status_range
-
-            try:
-                for part in data["expect_status"].split(","):
-                    as_status_range(part.strip() if "-" in part else int(part))
-            except ValueError as exc:
-                self.add_error("expect_status", str(exc))
-        if data.get("expect_body"):
-            import re
-
-            try:
-                re.compile(data["expect_body"])
-            except re.error as exc:
-                self.add_error("expect_body", f"does not compile: {exc}")
         return data
 
 
 @admin.register(Healthcheck)
-class HealthcheckAdmin(FileOwnedMixin, admin.ModelAdmin):
+class HealthcheckAdmin(FileOwnedMixin, GuardedAdmin):
     form = HealthcheckForm
     list_display = ("name", "deployment", "type", "port", "interval", "timeout", "rise", "fall")
     list_filter = ("deployment", "type")
@@ -233,7 +300,7 @@ class TransitionInline(admin.TabularInline):
 
 
 @admin.register(Backend)
-class BackendAdmin(FileOwnedMixin, admin.ModelAdmin):
+class BackendAdmin(FileOwnedMixin, GuardedAdmin):
     form = BackendForm
     list_display = ("name", "address", "healthcheck", "state_badge", "last_probe", "since_age")
     list_filter = ("deployment", "state__state", "healthcheck")
@@ -260,6 +327,9 @@ class BackendAdmin(FileOwnedMixin, admin.ModelAdmin):
             return "-"
         return str(timezone.now() - obj.state.since).split(".")[0]
 
+    def has_operate_backend_permission(self, request: HttpRequest) -> bool:
+        return may(request, "operate_backend")
+
     def _intent(self, request: HttpRequest, queryset: QuerySet[Backend], action: str) -> None:
         for b in queryset.select_related("deployment"):
             try:
@@ -271,19 +341,19 @@ class BackendAdmin(FileOwnedMixin, admin.ModelAdmin):
             else:
                 messages.success(request, f"{b.name}: {action} → {state}")
 
-    @admin.action(description="Pause probing (drain)")
+    @admin.action(description="Pause probing (drain)", permissions=["operate_backend"])
     def pause(self, request: HttpRequest, queryset: QuerySet[Backend]) -> None:
         self._intent(request, queryset, "pause")
 
-    @admin.action(description="Resume probing")
+    @admin.action(description="Resume probing", permissions=["operate_backend"])
     def resume(self, request: HttpRequest, queryset: QuerySet[Backend]) -> None:
         self._intent(request, queryset, "resume")
 
-    @admin.action(description="Enable")
+    @admin.action(description="Enable", permissions=["operate_backend"])
     def enable(self, request: HttpRequest, queryset: QuerySet[Backend]) -> None:
         self._intent(request, queryset, "enable")
 
-    @admin.action(description="Disable (flush)")
+    @admin.action(description="Disable (flush)", permissions=["operate_backend"])
     def disable(self, request: HttpRequest, queryset: QuerySet[Backend]) -> None:
         self._intent(request, queryset, "disable")
 
@@ -333,7 +403,7 @@ class PoolInline(FileOwnedMixin, admin.TabularInline):
 
 
 @admin.register(Frontend)
-class FrontendAdmin(FileOwnedMixin, admin.ModelAdmin):
+class FrontendAdmin(FileOwnedMixin, GuardedAdmin):
     form = FrontendForm
     list_display = (
         "name",
@@ -356,7 +426,7 @@ class FrontendAdmin(FileOwnedMixin, admin.ModelAdmin):
 class PoolMemberForm(forms.ModelForm):
     class Meta:
         model = PoolMember
-        fields = ("backend", "position", "weight", "weight_override")
+        fields = ("backend", "position", "weight")
 
     def clean(self) -> dict[str, Any]:
         data = super().clean()
@@ -384,6 +454,9 @@ class PoolMemberInline(FileOwnedMixin, admin.TabularInline):
     model = PoolMember
     form = PoolMemberForm
     extra = 1
+    fields = ("backend", "position", "weight", "weight_override")
+    # An override is operator intent: set on the Pool members page (set_weight), audited.
+    readonly_fields = ("weight_override",)
 
     def formfield_for_foreignkey(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
         if db_field.name == "backend":
@@ -392,16 +465,74 @@ class PoolMemberInline(FileOwnedMixin, admin.TabularInline):
 
 
 @admin.register(Pool)
-class PoolAdmin(FileOwnedMixin, admin.ModelAdmin):
+class PoolAdmin(FileOwnedMixin, GuardedAdmin):
     list_display = ("__str__", "frontend", "position")
     list_filter = ("frontend__deployment", "frontend")
     inlines = (PoolMemberInline,)
 
 
+class WeightOverrideForm(forms.ModelForm):
+    weight_override = forms.IntegerField(
+        label="weight override",
+        help_text="0-100; replaces the configured weight until changed again (kept on import).",
+    )
+
+    class Meta:
+        model = PoolMember
+        fields = ("weight_override",)
+
+    def clean_weight_override(self) -> int:
+        try:
+            return validators.weight(self.cleaned_data["weight_override"])
+        except ValueError as exc:
+            raise forms.ValidationError(str(exc)) from None
+
+
+@admin.register(PoolMember)
+class PoolMemberAdmin(GuardedAdmin):
+    """Operators' weight overrides: runtime intent, allowed whoever owns the config."""
+
+    form = WeightOverrideForm
+    list_display = ("__str__", "backend", "weight", "weight_override", "current_weight")
+    list_filter = ("pool__frontend__deployment", "pool__frontend")
+    search_fields = ("backend__name", "pool__name", "pool__frontend__name")
+    list_select_related = ("pool__frontend", "backend")
+    fields = ("pool", "backend", "weight", "weight_override")
+    readonly_fields = ("pool", "backend", "weight")
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # members are config: the Pool page edits them
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return may(request, "set_weight")
+
+    @admin.display(description="current weight")
+    def current_weight(self, obj: PoolMember) -> int:
+        return obj.current_weight
+
+    def save_model(self, request: HttpRequest, obj: PoolMember, form: Any, change: bool) -> None:
+        # Through the service layer (audit, runtime hook), not a plain save.
+        pool = obj.pool
+        try:
+            services.set_pool_weight(
+                pool.frontend.deployment.name,
+                pool.frontend.name,
+                pool.name,
+                obj.backend.name,
+                obj.weight_override,
+                actor(request),
+            )
+        except ServiceError as exc:
+            messages.error(request, f"{obj}: weight not changed: {exc}")
+
+
 # -- history and audit --------------------------------------------------------------------------
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):
+class ReadOnlyAdmin(GuardedAdmin):
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 

@@ -7,11 +7,16 @@ keeps them. Durations are stored as float seconds.
 
 from __future__ import annotations
 
+from typing import Any
+
+from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
+from django.utils.deconstruct import deconstructible
 
 from .checker.states import State
+from .config import validators
 from .config.spec import (
     DEFAULT_FALL,
     DEFAULT_INTERVAL,
@@ -29,10 +34,36 @@ from .config.spec import (
 NAME_HELP = "1-64 letters, digits, '.', '_' or '-', starting with a letter or digit."
 
 
+@deconstructible
+class Rule:
+    """A model-field validator that runs one rule of `health.config.validators`, the very rule
+    the YAML loader applies, so admin refuses what a file may not say, with the same message."""
+
+    def __init__(self, rule: str) -> None:
+        if not callable(getattr(validators, rule, None)):
+            raise ValueError(f"health.config.validators has no rule {rule!r}")
+        self.rule = rule
+
+    def __call__(self, value: Any) -> None:
+        try:
+            getattr(validators, self.rule)(value)
+        except ValueError as exc:
+            raise ValidationError(str(exc), code=self.rule) from None
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Rule) and other.rule == self.rule
+
+    def __hash__(self) -> int:
+        return hash(self.rule)
+
+
+NAME = Rule("name")
+
+
 class Deployment(models.Model):
     """One VPP load-balancer host: its sockets, lb global settings and probe namespace."""
 
-    name = models.CharField(max_length=64, unique=True, help_text=NAME_HELP)
+    name = models.CharField(max_length=64, unique=True, help_text=NAME_HELP, validators=[NAME])
     vpp_api_socket = models.CharField(max_length=255, blank=True, default="/run/vpp/api.sock")
     vpp_stats_socket = models.CharField(max_length=255, blank=True, default="/run/vpp/stats.sock")
     ipv4_src_address = models.GenericIPAddressField(protocol="IPv4", null=True, blank=True)
@@ -47,10 +78,14 @@ class Deployment(models.Model):
         default=DEFAULT_STARTUP_MAX_DELAY, validators=[MinValueValidator(0)], help_text="seconds"
     )
     probe_netns = models.CharField(
-        max_length=64, blank=True, help_text="Network namespace probes run in; empty: the host's."
+        max_length=64,
+        blank=True,
+        validators=[Rule("netns")],
+        help_text="Network namespace probes run in, as `ip netns add` named it (it lives in "
+        "/run/netns); empty: the host's.",
     )
     transition_history = models.PositiveIntegerField(
-        default=DEFAULT_TRANSITION_HISTORY, validators=[MinValueValidator(1)]
+        default=DEFAULT_TRANSITION_HISTORY, validators=[Rule("transition_history")]
     )
     config_file = models.CharField(
         max_length=255,
@@ -61,6 +96,11 @@ class Deployment(models.Model):
 
     class Meta:
         ordering = ["name"]
+        permissions = [
+            ("reload_config", "Can reload a deployment's config from its file"),
+            ("take_over_config", "Can hand a deployment's config from its file to admin"),
+            ("export_config", "Can export a deployment's config as maglev.yaml"),
+        ]
         constraints = [
             models.CheckConstraint(
                 condition=Q(startup_min_delay__lte=models.F("startup_max_delay")),
@@ -78,11 +118,9 @@ class Healthcheck(models.Model):
     deployment = models.ForeignKey(
         Deployment, on_delete=models.CASCADE, related_name="healthchecks"
     )
-    name = models.CharField(max_length=64, help_text=NAME_HELP)
+    name = models.CharField(max_length=64, help_text=NAME_HELP, validators=[NAME])
     type = models.CharField(max_length=8, choices=[(t.value, t.value) for t in CheckType])
-    port = models.PositiveIntegerField(
-        null=True, blank=True, validators=[MinValueValidator(1), MaxValueValidator(65535)]
-    )
+    port = models.PositiveIntegerField(null=True, blank=True, validators=[Rule("port")])
     interval = models.FloatField(default=DEFAULT_INTERVAL, validators=[MinValueValidator(0.001)])
     fast_interval = models.FloatField(
         null=True, blank=True, validators=[MinValueValidator(0.001)], help_text="empty: interval"
@@ -91,19 +129,24 @@ class Healthcheck(models.Model):
         null=True, blank=True, validators=[MinValueValidator(0.001)], help_text="empty: interval"
     )
     timeout = models.FloatField(default=DEFAULT_TIMEOUT, validators=[MinValueValidator(0.001)])
-    rise = models.PositiveIntegerField(default=DEFAULT_RISE, validators=[MinValueValidator(1)])
-    fall = models.PositiveIntegerField(default=DEFAULT_FALL, validators=[MinValueValidator(1)])
+    rise = models.PositiveIntegerField(default=DEFAULT_RISE, validators=[Rule("rise_fall")])
+    fall = models.PositiveIntegerField(default=DEFAULT_FALL, validators=[Rule("rise_fall")])
     source_ipv4 = models.GenericIPAddressField(protocol="IPv4", null=True, blank=True)
     source_ipv6 = models.GenericIPAddressField(protocol="IPv6", null=True, blank=True)
     slow_start = models.FloatField(default=0, validators=[MinValueValidator(0)])
-    method = models.CharField(max_length=8, default="GET")
-    path = models.CharField(max_length=1024, default="/")
-    host = models.CharField(max_length=255, blank=True)
+    method = models.CharField(max_length=8, default="GET", validators=[Rule("http_method")])
+    path = models.CharField(max_length=1024, default="/", validators=[Rule("http_path")])
+    host = models.CharField(max_length=255, blank=True, validators=[Rule("header_value")])
     expect_status = models.CharField(
-        max_length=255, default="200-399", help_text="Comma-separated statuses or ranges."
+        max_length=255,
+        default="200-399",
+        validators=[Rule("status_list")],
+        help_text="Comma-separated statuses or ranges.",
     )
-    expect_body = models.CharField(max_length=1024, blank=True, help_text="Regular expression.")
-    sni = models.CharField(max_length=255, blank=True)
+    expect_body = models.CharField(
+        max_length=1024, blank=True, validators=[Rule("regex")], help_text="Regular expression."
+    )
+    sni = models.CharField(max_length=255, blank=True, validators=[Rule("header_value")])
     verify = models.BooleanField(default=True)
     send = models.CharField(max_length=1024, blank=True)
     expect = models.CharField(max_length=1024, blank=True)
@@ -125,12 +168,13 @@ class Backend(models.Model):
     """A named IP address, probed once per deployment with one healthcheck."""
 
     deployment = models.ForeignKey(Deployment, on_delete=models.CASCADE, related_name="backends")
-    name = models.CharField(max_length=64, help_text=NAME_HELP)
+    name = models.CharField(max_length=64, help_text=NAME_HELP, validators=[NAME])
     address = models.GenericIPAddressField()
     healthcheck = models.ForeignKey(Healthcheck, on_delete=models.PROTECT, related_name="backends")
 
     class Meta:
         ordering = ["deployment", "name"]
+        permissions = [("operate_backend", "Can pause, resume, enable and disable backends")]
         constraints = [
             models.UniqueConstraint(fields=["deployment", "name"], name="backend_unique_name"),
         ]
@@ -143,7 +187,7 @@ class Frontend(models.Model):
     """One VIP: prefix, protocol, port (0 = all) and an ordered list of pools."""
 
     deployment = models.ForeignKey(Deployment, on_delete=models.CASCADE, related_name="frontends")
-    name = models.CharField(max_length=64, help_text=NAME_HELP)
+    name = models.CharField(max_length=64, help_text=NAME_HELP, validators=[NAME])
     description = models.CharField(max_length=255, blank=True)
     address = models.GenericIPAddressField()
     prefix_length = models.PositiveSmallIntegerField(
@@ -152,7 +196,7 @@ class Frontend(models.Model):
     protocol = models.CharField(
         max_length=4, choices=[(p.value, p.value) for p in Protocol], default=Protocol.ANY.value
     )
-    port = models.PositiveIntegerField(default=0, validators=[MaxValueValidator(65535)])
+    port = models.PositiveIntegerField(default=0, validators=[Rule("frontend_port")])
     src_ip_sticky = models.BooleanField(default=False)
     flush_on_down = models.BooleanField(default=True)
 
@@ -180,7 +224,7 @@ class Pool(models.Model):
     """A frontend's pool; the first pool with a usable backend carries the traffic."""
 
     frontend = models.ForeignKey(Frontend, on_delete=models.CASCADE, related_name="pools")
-    name = models.CharField(max_length=64, help_text=NAME_HELP)
+    name = models.CharField(max_length=64, help_text=NAME_HELP, validators=[NAME])
     position = models.PositiveIntegerField(default=0, help_text="Order among the frontend's pools.")
 
     class Meta:
@@ -200,16 +244,15 @@ class PoolMember(models.Model):
     pool = models.ForeignKey(Pool, on_delete=models.CASCADE, related_name="members")
     backend = models.ForeignKey(Backend, on_delete=models.PROTECT, related_name="memberships")
     position = models.PositiveIntegerField(default=0)
-    weight = models.PositiveSmallIntegerField(
-        default=DEFAULT_WEIGHT, validators=[MinValueValidator(0), MaxValueValidator(100)]
-    )
+    weight = models.PositiveSmallIntegerField(default=DEFAULT_WEIGHT, validators=[Rule("weight")])
     # Runtime intent (SetFrontendPoolBackendWeight): survives restarts and imports.
     weight_override = models.PositiveSmallIntegerField(
-        null=True, blank=True, validators=[MinValueValidator(0), MaxValueValidator(100)]
+        null=True, blank=True, validators=[Rule("weight")]
     )
 
     class Meta:
         ordering = ["pool", "position", "id"]
+        permissions = [("set_weight", "Can override a pool member's weight")]
         constraints = [
             models.UniqueConstraint(fields=["pool", "backend"], name="poolmember_unique_backend"),
             models.CheckConstraint(condition=Q(weight__lte=100), name="poolmember_weight_range"),

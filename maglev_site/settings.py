@@ -46,6 +46,35 @@ DEBUG = env_bool("MAGLEV_DEBUG", False)
 ALLOWED_HOSTS = env_list("MAGLEV_ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env_list("MAGLEV_CSRF_TRUSTED_ORIGINS", [])
 
+# Web login and sessions (docs/admin.md). An admin session lasts MAGLEV_SESSION_HOURS, not
+# Django's two weeks; its cookie is out of scripts' reach and not sent on cross-site requests.
+# Failed logins are audited and throttled by health/loginguard.py: MAGLEV_LOGIN_MAX_FAILURES
+# for one username from one address within MAGLEV_LOGIN_LOCKOUT_MINUTES lock it out that long.
+MAGLEV_SESSION_HOURS = env_int("MAGLEV_SESSION_HOURS", 8)
+MAGLEV_LOGIN_MAX_FAILURES = env_int("MAGLEV_LOGIN_MAX_FAILURES", 5)
+MAGLEV_LOGIN_LOCKOUT_MINUTES = env_int("MAGLEV_LOGIN_LOCKOUT_MINUTES", 15)
+for _name in ("MAGLEV_SESSION_HOURS", "MAGLEV_LOGIN_MAX_FAILURES", "MAGLEV_LOGIN_LOCKOUT_MINUTES"):
+    if globals()[_name] < 1:
+        raise ValueError(f"{_name}={globals()[_name]}: must be at least 1")
+SESSION_COOKIE_AGE = MAGLEV_SESSION_HOURS * 3600
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+CSRF_COOKIE_SAMESITE = "Lax"
+# MAGLEV_HTTPS: the web side is reached over HTTPS only, with TLS at a reverse proxy that sets
+# X-Forwarded-Proto (and strips a client's), or at Daphne itself. Cookies then travel only over
+# HTTPS, browsers keep to HTTPS for a year (HSTS, no preload) and plain HTTP is redirected,
+# except /metrics, which Prometheus may scrape over plain HTTP (it carries no cookie).
+MAGLEV_HTTPS = env_bool("MAGLEV_HTTPS", False)
+if MAGLEV_HTTPS:
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+    SECURE_HSTS_SECONDS = 365 * 24 * 3600
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = False
+    SECURE_HSTS_PRELOAD = False
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SECURE_SSL_REDIRECT = True
+    SECURE_REDIRECT_EXEMPT = [r"^metrics$"]
+
 INSTALLED_APPS = [
     "daphne",
     "django.contrib.admin",

@@ -8,13 +8,13 @@ is not a number, a regex that does not compile) is reported here; rules across k
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 import yaml
 
+from . import validators as rules
 from .durations import parse_duration
 from .errors import ConfigIssue, StructureError
 from .spec import (
@@ -22,7 +22,6 @@ from .spec import (
     DEFAULT_HTTP_METHOD,
     DEFAULT_HTTP_PATH,
     DEFAULT_WEIGHT,
-    HTTP_METHODS,
     BackendSpec,
     CheckType,
     Config,
@@ -35,8 +34,6 @@ from .spec import (
 
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _constructor = yaml.constructor.SafeConstructor()
-NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
-NAME_RULE = "names are 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit"
 
 _PARAMS: dict[CheckType, frozenset[str]] = {
     CheckType.HTTP: frozenset({"method", "path", "host", "expect-status", "expect-body"}),
@@ -163,46 +160,8 @@ def _kind(node: yaml.Node) -> str:
 
 
 # -- value converters: raise ValueError with a message that says what was wrong -------------------
-
-
-def as_int(lo: int, hi: int) -> Callable[[Any], int]:
-    def conv(v: Any) -> int:
-        if isinstance(v, bool) or not isinstance(v, int):
-            raise ValueError(f"{v!r} is not a whole number")
-        if not lo <= v <= hi:
-            raise ValueError(f"{v} is out of range {lo}-{hi}")
-        return v
-
-    return conv
-
-
-def as_choice(enum: type[T]) -> Callable[[Any], T]:
-    def conv(v: Any) -> T:
-        try:
-            return enum(v)  # type: ignore[call-arg]
-        except ValueError:
-            choices = ", ".join(e.value for e in enum)  # type: ignore[attr-defined]
-            raise ValueError(f"{v!r} is not one of {choices}") from None
-
-    return conv
-
-
-def as_any_int(v: Any) -> int:
-    if isinstance(v, bool) or not isinstance(v, int):
-        raise ValueError(f"{v!r} is not a whole number")
-    return v
-
-
-def as_str(v: Any) -> str:
-    if not isinstance(v, str):
-        raise ValueError(f"{v!r} must be text")
-    return v
-
-
-def as_bool(v: Any) -> bool:
-    if not isinstance(v, bool):
-        raise ValueError(f"{v!r} must be true or false")
-    return v
+# The value rules themselves live in `validators` (admin and the models use the same ones); only
+# durations are the loader's own.
 
 
 def as_duration(v: Any) -> float:
@@ -218,51 +177,6 @@ def as_positive_duration(v: Any) -> float:
     if d <= 0:
         raise ValueError("must be longer than 0")
     return d
-
-
-def as_address(v: Any) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
-    try:
-        return ipaddress.ip_address(str(v))
-    except ValueError:
-        raise ValueError(f"{v!r} is not an IPv4 or IPv6 address") from None
-
-
-def as_prefix(v: Any) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
-    text = str(v)
-    try:
-        return ipaddress.ip_network(text, strict=True)
-    except ValueError as exc:
-        if "host bits set" in str(exc):
-            raise ValueError(f"{text!r} has host bits set beyond its prefix length") from None
-        raise ValueError(f"{text!r} is not an address or address/prefix-length") from None
-
-
-def as_name(v: Any) -> str:
-    if not isinstance(v, str) or not NAME_RE.match(v):
-        raise ValueError(f"{v!r} is not a valid name ({NAME_RULE})")
-    return v
-
-
-def as_regex(v: Any) -> str:
-    text = as_str(v)
-    try:
-        re.compile(text)
-    except re.error as exc:
-        raise ValueError(f"regular expression {text!r} does not compile: {exc}") from None
-    return text
-
-
-def as_status_range(v: Any) -> tuple[int, int]:
-    """`200` or `"200-299"` → an inclusive range of HTTP statuses."""
-    if isinstance(v, int) and not isinstance(v, bool):
-        lo = hi = v
-    elif isinstance(v, str) and re.fullmatch(r"\s*\d{3}\s*-\s*\d{3}\s*", v):
-        lo, hi = (int(x) for x in v.split("-"))
-    else:
-        raise ValueError(f"{v!r} is not an HTTP status or range like 200-299")
-    if not (100 <= lo <= hi <= 599):
-        raise ValueError(f"{v!r} is not a status range within 100-599")
-    return (lo, hi)
 
 
 # -- sections ---------------------------------------------------------------------------------
@@ -306,8 +220,8 @@ def _read_maglev(r: _Reader, node: yaml.Node) -> Config:
         hpath = "maglev.healthchecker"
         hc = r.mapping(m["healthchecker"][1], hpath, frozenset({"transition-history", "netns"}))
         if hc is not None:
-            history = r.get(hc, "transition-history", hpath, as_int(1, 1000), 5)
-            netns = r.get(hc, "netns", hpath, as_name, None)
+            history = r.get(hc, "transition-history", hpath, rules.transition_history, 5)
+            netns = r.get(hc, "netns", hpath, rules.netns, None)
     lb = LbConf()
     if "vpp" in m:
         vpp = r.mapping(m["vpp"][1], "maglev.vpp", frozenset({"lb"}))
@@ -338,8 +252,10 @@ def _read_named(
     path = f"maglev.{section}"
     entries = r.mapping(m[section][1], path) or {}
     for name, (knode, vnode) in entries.items():
-        if not NAME_RE.match(name):
-            r.error(_join(path, name), knode, f"{name!r} is not a valid name ({NAME_RULE})")
+        try:
+            rules.name(name)
+        except ValueError as exc:
+            r.error(_join(path, name), knode, str(exc))
             continue
         try:
             out[name] = read(r, name, vnode, _join(path, name))
@@ -352,8 +268,8 @@ def _read_lb(r: _Reader, node: yaml.Node, path: str) -> LbConf:
     m = r.mapping(node, path, _LB_KEYS) or {}
     d = LbConf()
     return LbConf(
-        ipv4_src_address=r.get(m, "ipv4-src-address", path, as_address, None),  # type: ignore[arg-type]
-        ipv6_src_address=r.get(m, "ipv6-src-address", path, as_address, None),  # type: ignore[arg-type]
+        ipv4_src_address=r.get(m, "ipv4-src-address", path, rules.address, None),  # type: ignore[arg-type]
+        ipv6_src_address=r.get(m, "ipv6-src-address", path, rules.address, None),  # type: ignore[arg-type]
         sync_interval=r.get(m, "sync-interval", path, as_positive_duration, d.sync_interval),
         startup_min_delay=r.get(m, "startup-min-delay", path, as_duration, d.startup_min_delay),
         startup_max_delay=r.get(m, "startup-max-delay", path, as_duration, d.startup_max_delay),
@@ -367,9 +283,9 @@ def _read_healthcheck(r: _Reader, name: str, node: yaml.Node, path: str) -> Heal
     if "type" not in m:
         r.error(_join(path, "type"), node, "missing; one of http, https, tcp, icmp")
         raise _Invalid
-    ctype = r.value(m["type"][1], _join(path, "type"), as_choice(CheckType))
+    ctype = r.value(m["type"][1], _join(path, "type"), rules.choice(CheckType))
     d = HealthcheckSpec(name=name, type=ctype)
-    port = r.get(m, "port", path, as_int(1, 65535), None)
+    port = r.get(m, "port", path, rules.port, None)
     if ctype is CheckType.TCP and "port" not in m:
         r.error(_join(path, "port"), node, "missing; a tcp healthcheck needs a port")
     if ctype is CheckType.ICMP and "port" in m:
@@ -383,10 +299,10 @@ def _read_healthcheck(r: _Reader, name: str, node: yaml.Node, path: str) -> Heal
         fast_interval=r.get(m, "fast-interval", path, as_positive_duration, None),
         down_interval=r.get(m, "down-interval", path, as_positive_duration, None),
         timeout=r.get(m, "timeout", path, as_positive_duration, d.timeout),
-        rise=r.get(m, "rise", path, as_int(1, 1000), d.rise),
-        fall=r.get(m, "fall", path, as_int(1, 1000), d.fall),
-        source_ipv4=r.get(m, "source-ipv4", path, as_address, None),  # type: ignore[arg-type]
-        source_ipv6=r.get(m, "source-ipv6", path, as_address, None),  # type: ignore[arg-type]
+        rise=r.get(m, "rise", path, rules.rise_fall, d.rise),
+        fall=r.get(m, "fall", path, rules.rise_fall, d.fall),
+        source_ipv4=r.get(m, "source-ipv4", path, rules.address, None),  # type: ignore[arg-type]
+        source_ipv6=r.get(m, "source-ipv6", path, rules.address, None),  # type: ignore[arg-type]
         slow_start=r.get(m, "slow-start", path, as_duration, 0.0),
         **params,
     )
@@ -401,40 +317,19 @@ def _read_params(
     p = r.mapping(m["params"][1], ppath, _PARAMS[ctype]) or {}
     out: dict[str, Any] = {}
     if ctype in (CheckType.HTTP, CheckType.HTTPS):
-        out["method"] = r.get(p, "method", ppath, _as_method, DEFAULT_HTTP_METHOD)
-        out["path"] = r.get(p, "path", ppath, _as_http_path, DEFAULT_HTTP_PATH)
-        out["host"] = r.get(p, "host", ppath, _as_header_value, None)
-        out["expect_body"] = r.get(p, "expect-body", ppath, as_regex, None)
+        out["method"] = r.get(p, "method", ppath, rules.http_method, DEFAULT_HTTP_METHOD)
+        out["path"] = r.get(p, "path", ppath, rules.http_path, DEFAULT_HTTP_PATH)
+        out["host"] = r.get(p, "host", ppath, rules.header_value, None)
+        out["expect_body"] = r.get(p, "expect-body", ppath, rules.regex, None)
         if "expect-status" in p:
             out["expect_status"] = _read_statuses(r, p["expect-status"][1], ppath)
     if ctype is CheckType.HTTPS:
-        out["sni"] = r.get(p, "sni", ppath, _as_header_value, None)
-        out["verify"] = r.get(p, "verify", ppath, as_bool, True)
+        out["sni"] = r.get(p, "sni", ppath, rules.header_value, None)
+        out["verify"] = r.get(p, "verify", ppath, rules.boolean, True)
     if ctype is CheckType.TCP:
-        out["send"] = r.get(p, "send", ppath, as_str, None)
-        out["expect"] = r.get(p, "expect", ppath, as_str, None)
+        out["send"] = r.get(p, "send", ppath, rules.text, None)
+        out["expect"] = r.get(p, "expect", ppath, rules.text, None)
     return out
-
-
-def _as_method(v: Any) -> str:
-    text = as_str(v).upper()
-    if text not in HTTP_METHODS:
-        raise ValueError(f"{v!r} is not one of {', '.join(sorted(HTTP_METHODS))}")
-    return text
-
-
-def _as_header_value(v: Any) -> str:
-    text = as_str(v)
-    if not text or any(c.isspace() or ord(c) < 32 for c in text):
-        raise ValueError(f"{v!r} must be a host name without spaces or control characters")
-    return text
-
-
-def _as_http_path(v: Any) -> str:
-    text = as_str(v)
-    if not text.startswith("/") or any(c.isspace() for c in text):
-        raise ValueError(f"{v!r} must start with '/' and contain no spaces")
-    return text
 
 
 def _read_statuses(r: _Reader, node: yaml.Node, ppath: str) -> tuple[tuple[int, int], ...]:
@@ -444,7 +339,7 @@ def _read_statuses(r: _Reader, node: yaml.Node, ppath: str) -> tuple[tuple[int, 
     for i, item in enumerate(items):
         ipath = f"{path}[{i}]" if isinstance(node, yaml.SequenceNode) else path
         try:
-            out.append(r.value(item, ipath, as_status_range))
+            out.append(r.value(item, ipath, rules.status_range))
         except _Invalid:
             continue
     if not out and not r.issues:
@@ -461,8 +356,8 @@ def _read_backend(r: _Reader, name: str, node: yaml.Node, path: str) -> BackendS
             r.error(_join(path, key), node, "missing")
     if "address" not in m or "healthcheck" not in m:
         raise _Invalid
-    address = r.get(m, "address", path, as_address, None)
-    healthcheck = r.get(m, "healthcheck", path, as_name, None)
+    address = r.get(m, "address", path, rules.address, None)
+    healthcheck = r.get(m, "healthcheck", path, rules.name, None)
     if address is None or healthcheck is None:
         raise _Invalid
     return BackendSpec(name=name, address=address, healthcheck=healthcheck)
@@ -475,18 +370,18 @@ def _read_frontend(r: _Reader, name: str, node: yaml.Node, path: str) -> Fronten
     if "address" not in m:
         r.error(_join(path, "address"), node, "missing")
         raise _Invalid
-    address = r.get(m, "address", path, as_prefix, None)
+    address = r.get(m, "address", path, rules.prefix, None)
     pools: list[PoolSpec] = []
     if "pools" in m:
         pools = _read_pools(r, m["pools"][1], _join(path, "pools"))
     spec = FrontendSpec(
         name=name,
         address=address,  # type: ignore[arg-type]
-        protocol=r.get(m, "protocol", path, as_choice(Protocol), Protocol.ANY),
-        port=r.get(m, "port", path, as_int(0, 65535), 0),
-        description=r.get(m, "description", path, as_str, ""),
-        src_ip_sticky=r.get(m, "src-ip-sticky", path, as_bool, False),
-        flush_on_down=r.get(m, "flush-on-down", path, as_bool, True),
+        protocol=r.get(m, "protocol", path, rules.choice(Protocol), Protocol.ANY),
+        port=r.get(m, "port", path, rules.frontend_port, 0),
+        description=r.get(m, "description", path, rules.text, ""),
+        src_ip_sticky=r.get(m, "src-ip-sticky", path, rules.boolean, False),
+        flush_on_down=r.get(m, "flush-on-down", path, rules.boolean, True),
         pools=tuple(pools),
     )
     if address is None:
@@ -508,7 +403,7 @@ def _read_pools(r: _Reader, node: yaml.Node, path: str) -> list[PoolSpec]:
             r.error(_join(ppath, "name"), pnode, "missing")
             continue
         try:
-            pname = r.value(pm["name"][1], _join(ppath, "name"), as_name)
+            pname = r.value(pm["name"][1], _join(ppath, "name"), rules.name)
         except _Invalid:
             continue
         members: list[tuple[str, int]] = []
@@ -519,7 +414,7 @@ def _read_pools(r: _Reader, node: yaml.Node, path: str) -> list[PoolSpec]:
             bm = r.mapping(bnode, mpath, frozenset({"weight"}))
             if bm is None:
                 continue
-            weight = r.get(bm, "weight", mpath, as_any_int, DEFAULT_WEIGHT)
+            weight = r.get(bm, "weight", mpath, rules.whole_number, DEFAULT_WEIGHT)
             members.append((bname, weight))
         pools.append(PoolSpec(name=pname, backends=tuple(members)))
     return pools

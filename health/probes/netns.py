@@ -9,6 +9,11 @@ namespace. Failures become ProbeFailure(NETNS) for the probe that asked, never a
 
 A trip to the helper thread costs about 30 µs, half a probe, so TCP sockets are made in
 batches and kept in a small stock: most probes take a ready socket without leaving the loop.
+
+The process holds CAP_SYS_ADMIN, so what it enters is checked first: only a namespace that
+`ip netns add` made (`/run/netns/NAME`, see `health.config.validators.netns`), opened without
+following a symbolic link, and only when the file opened is a network namespace (nsfs, type
+CLONE_NEWNET). Anything else is refused with a NotANamespace error naming the file.
 """
 
 from __future__ import annotations
@@ -16,18 +21,27 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import ctypes
+import errno
+import fcntl
 import os
 import queue
 import socket
+import stat
 import threading
 import time
 from collections.abc import Callable
 from typing import Any, Final
 
+from health.config import validators
 from health.probes.result import NETNS, ProbeFailure
 
-NETNS_DIR: Final = "/run/netns"  # where `ip netns add NAME` mounts namespaces
+NETNS_DIR: Final = validators.NETNS_DIR  # where `ip netns add NAME` mounts namespaces
 CLONE_NEWNET: Final = 0x40000000  # os.CLONE_NEWNET arrived only in Python 3.12
+NSFS_MAGIC: Final = 0x6E736673  # statfs f_type of the kernel's namespace files
+NS_GET_NSTYPE: Final = 0xB703  # ioctl _IO(0xb7, 0x3): the CLONE_NEW* type of a namespace file
+_NS_TYPES: Final = {0x00020000: "mount", 0x02000000: "cgroup", 0x04000000: "uts",
+                    0x08000000: "ipc", 0x10000000: "user", 0x20000000: "pid",
+                    0x00000080: "time"}  # fmt: skip
 ENTER_TIMEOUT: Final = 2.0  # seconds to wait for the helper thread to report setns
 RETRY_INTERVAL: Final = 1.0  # seconds between attempts to enter a namespace that failed
 RECHECK_INTERVAL: Final = 5.0  # seconds between checks that NAME still is the namespace entered
@@ -40,29 +54,95 @@ _Job = tuple[concurrent.futures.Future, Callable[..., Any], tuple]
 _Key = tuple[int, int, int]  # family, type, proto
 
 
+class NotANamespace(OSError):
+    """The file named is not a network namespace that may be entered; nothing was entered."""
+
+
+class _StatFs(ctypes.Structure):
+    # struct statfs begins with f_type on every Linux ABI; the rest is room for the kernel.
+    _fields_ = [("f_type", ctypes.c_long), ("rest", ctypes.c_byte * 256)]
+
+
 def netns_path(name: str) -> str:
-    """The file of namespace `name`; an absolute path is taken as is (e.g. /proc/PID/ns/net)."""
-    if name.startswith("/"):
-        return name
-    if not name or "/" in name or name in (".", ".."):
-        raise ValueError(f"bad network namespace name {name!r}")
-    return os.path.join(NETNS_DIR, name)
+    """The file of namespace `name` (`NAME` or `/run/netns/NAME`); raises ValueError for
+    anything else, such as another absolute path or `..`."""
+    return os.path.join(NETNS_DIR, validators.netns(name))
+
+
+def open_netns(path: str) -> int:
+    """Open `path` for setns(2) and return the descriptor (close-on-exec), or raise OSError.
+
+    Refused with NotANamespace: a symbolic link (even to a namespace), anything but a plain
+    file (a FIFO would block the open, a device would take the ioctl as its own), a file that
+    is not on nsfs, and a namespace of another type than network.
+    """
+    try:
+        st = os.lstat(path)
+    except OSError as exc:
+        raise OSError(exc.errno, f"{path}: {exc.strerror}") from None
+    if stat.S_ISLNK(st.st_mode):
+        raise NotANamespace(f"{path} is a symbolic link; refused (name the namespace itself)")
+    if not stat.S_ISREG(st.st_mode):
+        raise NotANamespace(f"{path} is not a network namespace file")
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:  # replaced by a symbolic link since the lstat
+            raise NotANamespace(f"{path} is a symbolic link; refused") from None
+        raise OSError(exc.errno, f"{path}: {exc.strerror}") from None
+    try:
+        _check_netns_fd(fd, path)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def _check_netns_fd(fd: int, path: str) -> None:
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        raise NotANamespace(f"{path} is not a network namespace file")
+    fs = _StatFs()
+    if _libc.fstatfs(fd, ctypes.byref(fs)) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"{path}: fstatfs: {os.strerror(err)}")
+    if fs.f_type & 0xFFFFFFFF != NSFS_MAGIC:
+        raise NotANamespace(f"{path} is not a network namespace file (not on nsfs)")
+    try:
+        nstype = fcntl.ioctl(fd, NS_GET_NSTYPE)
+    except OSError as exc:
+        raise NotANamespace(f"{path}: cannot read its namespace type: {exc.strerror}") from None
+    if nstype != CLONE_NEWNET:
+        kind = _NS_TYPES.get(nstype, hex(nstype))
+        raise NotANamespace(f"{path} is a {kind} namespace, not a network namespace")
+
+
+def _setns(fd: int, path: str) -> None:
+    if _libc.setns(fd, CLONE_NEWNET) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"{path}: setns: {os.strerror(err)}")
 
 
 def enter_netns(path: str) -> None:
-    """Move the calling thread into the network namespace at `path` (raises OSError)."""
-    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    """Move the calling thread into the network namespace at `path` (raises OSError; see
+    open_netns for what is refused)."""
+    fd = open_netns(path)
     try:
-        if _libc.setns(fd, CLONE_NEWNET) != 0:
-            err = ctypes.get_errno()
-            raise OSError(err, os.strerror(err), path)
+        _setns(fd, path)
     finally:
         os.close(fd)
 
 
-def _namespace_id(path: str) -> tuple[int, int]:
-    st = os.stat(path)
+def _namespace_id(fd: int) -> tuple[int, int]:
+    st = os.fstat(fd)
     return st.st_dev, st.st_ino
+
+
+def _current_id(path: str) -> tuple[int, int]:
+    fd = open_netns(path)
+    try:
+        return _namespace_id(fd)
+    finally:
+        os.close(fd)
 
 
 def _new_socket(family: int, type_: int, proto: int) -> socket.socket:
@@ -88,22 +168,28 @@ def _close_result(future: concurrent.futures.Future) -> None:
 
 
 class _Helper(threading.Thread):
-    """A thread that enters one namespace and then runs socket-making jobs until stopped."""
+    """A thread that enters one namespace and then runs socket-making jobs until stopped.
 
-    def __init__(self, name: str, path: str) -> None:
+    It takes the namespace as a descriptor opened (and checked) beforehand, and closes it.
+    """
+
+    def __init__(self, name: str, path: str, fd: int) -> None:
         super().__init__(name=f"netns-{name}", daemon=True)
         self.path = path
+        self.fd = fd
         self.jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self.entered = threading.Event()
         self.error: OSError | None = None
 
     def run(self) -> None:
         try:
-            enter_netns(self.path)
+            _setns(self.fd, self.path)
         except OSError as exc:
             self.error = exc
             self.entered.set()
             return  # never serve from the wrong namespace
+        finally:
+            os.close(self.fd)
         self.entered.set()
         while (job := self.jobs.get()) is not None:
             future, fn, args = job
@@ -156,7 +242,7 @@ class NetnsSockets:
             if helper is not None and now - self._checked_at >= RECHECK_INTERVAL:
                 self._checked_at = now
                 try:
-                    current = _namespace_id(netns_path(self.name))
+                    current = _current_id(netns_path(self.name))
                 except (OSError, ValueError) as exc:
                     self._stop_locked()
                     raise self._fail(exc) from None
@@ -169,11 +255,16 @@ class NetnsSockets:
                 raise ProbeFailure(NETNS, self._error)
             try:
                 path = netns_path(self.name)
-                namespace = _namespace_id(path)
+                fd = open_netns(path)
             except (OSError, ValueError) as exc:
                 raise self._fail(exc) from None
-            helper = _Helper(self.name, path)
-            helper.start()
+            namespace = _namespace_id(fd)  # of the file entered: no swap in between
+            helper = _Helper(self.name, path, fd)  # the helper closes fd
+            try:
+                helper.start()
+            except BaseException:
+                os.close(fd)
+                raise
             if not helper.entered.wait(ENTER_TIMEOUT):
                 helper.stop()
                 raise self._fail("setns did not return in time")

@@ -171,3 +171,17 @@ def test_missing_required_keys_are_named():
         "line 3: maglev.backends.b.healthcheck: missing",
         "line 4: maglev.frontends.f.address: missing",
     ]
+
+
+def test_a_namespace_is_a_name_under_run_netns_and_nothing_else():
+    assert load_config("maglev:\n  healthchecker: { netns: /run/netns/blue }\n").netns == "blue"
+    (msg,) = structure_errors("maglev:\n  healthchecker:\n    netns: /proc/1/ns/net\n")
+    assert msg.startswith(
+        "line 3: maglev.healthchecker.netns: '/proc/1/ns/net' is not a network namespace: "
+        "use NAME or /run/netns/NAME"
+    )
+
+
+def test_names_with_a_trailing_newline_are_rejected():
+    (msg,) = structure_errors('maglev:\n  healthchecks:\n    "web\\n": { type: icmp }\n')
+    assert "'web\\n' is not a valid name" in msg

@@ -57,33 +57,32 @@ class Actor:
 SYSTEM = Actor("maglevd", Door.COMMAND)
 
 
+class AuditDetail(dict):
+    """An audit entry's detail while its action runs; `entry_id` once the entry is written (a
+    change sent to other processes names it, so they can check what was asked)."""
+
+    entry_id: int | None = None
+
+
 @contextlib.contextmanager
 def _audit(
     actor: Actor, action: str, target: str, deployment: Deployment | None, **detail: Any
-) -> Iterator[dict[str, Any]]:
+) -> Iterator[AuditDetail]:
     """Record the action whether it succeeds or not; the body may add to `detail`."""
+    record = AuditDetail(detail)
+    fields = {
+        "deployment": deployment,
+        "actor": actor.name,
+        "door": actor.door,
+        "action": action,
+        "target": target,
+    }
     try:
-        yield detail
+        yield record
     except (ServiceError, ConfigError) as exc:
-        AuditEntry.objects.create(
-            deployment=deployment,
-            actor=actor.name,
-            door=actor.door,
-            action=action,
-            target=target,
-            detail=detail,
-            ok=False,
-            error=str(exc),
-        )
+        AuditEntry.objects.create(**fields, detail=dict(record), ok=False, error=str(exc))
         raise
-    AuditEntry.objects.create(
-        deployment=deployment,
-        actor=actor.name,
-        door=actor.door,
-        action=action,
-        target=target,
-        detail=detail,
-    )
+    record.entry_id = AuditEntry.objects.create(**fields, detail=dict(record)).pk
 
 
 def get_deployment(name: str) -> Deployment:
@@ -256,7 +255,7 @@ def set_pool_weight(
     """An operator's weight (0–100) for a backend in one pool; runtime intent, kept on import."""
     dep = get_deployment(deployment)
     target = f"{frontend}/{pool}/{backend}"
-    with _audit(actor, "set-weight", target, dep, weight=weight, flush=flush):
+    with _audit(actor, "set-weight", target, dep, weight=weight, flush=flush) as record:
         for what, value in (("frontend", frontend), ("pool", pool), ("backend", backend)):
             if not value:
                 raise InvalidArgument(f"{what} name is empty")
@@ -283,6 +282,7 @@ def set_pool_weight(
                 "backend": backend,
                 "weight": weight,
                 "flush": flush,
+                "audit": record.entry_id,
             },
         )
     )

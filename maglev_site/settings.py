@@ -184,12 +184,21 @@ CELERY_BEAT_SCHEDULE = {
     "maglev-housekeeping": {"task": "maglev.housekeeping", "schedule": 24 * 3600.0},
 }
 MAGLEV_WORKER_RUNTIME = env_bool("MAGLEV_WORKER_RUNTIME", True)
+# Days the audit log keeps (maglev.housekeeping); at least a week, whatever the variable says.
+MAGLEV_AUDIT_DAYS = max(7, env_int("MAGLEV_AUDIT_DAYS", 365))
 
 # The programs' own settings, one MAGLEV_* variable each (SPEC §7 names).
 MAGLEV_CONFIG = env_str("MAGLEV_CONFIG", "/etc/vpp-maglev/maglev.yaml")
 MAGLEV_DEPLOYMENT = env_str("MAGLEV_DEPLOYMENT", "default")
 MAGLEV_GRPC_ADDR = env_str("MAGLEV_GRPC_ADDR", "127.0.0.1:9090")
-MAGLEV_GRPC_TOKEN = env_str("MAGLEV_GRPC_TOKEN", "")
+# gRPC access (docs/security.md): changes always need a token (MAGLEV_GRPC_TOKEN, the file
+# MAGLEV_GRPC_TOKEN_FILE, the systemd credential grpc-token, or DATA_DIR/grpc-token made on
+# first start); MAGLEV_GRPC_AUTH=none opens them to every local user, on loopback only.
+MAGLEV_GRPC_AUTH = env_str("MAGLEV_GRPC_AUTH", "token")
+MAGLEV_GRPC_READ_AUTH = env_str("MAGLEV_GRPC_READ_AUTH", "open")
+MAGLEV_GRPC_MAX_WATCHERS = env_int("MAGLEV_GRPC_MAX_WATCHERS", 64)
+MAGLEV_GRPC_MAX_CALLS = env_int("MAGLEV_GRPC_MAX_CALLS", 256)
+MAGLEV_GRPC_CHECK_DIRS = env_list("MAGLEV_GRPC_CHECK_DIRS", [])
 MAGLEV_LISTEN = env_str("MAGLEV_LISTEN", "127.0.0.1:8080")
 MAGLEV_VPP_API_ADDR = env_str("MAGLEV_VPP_API_ADDR", "/run/vpp/api.sock")
 MAGLEV_VPP_STATS_ADDR = env_str("MAGLEV_VPP_STATS_ADDR", "/run/vpp/stats.sock")

@@ -12,6 +12,7 @@ from typing import Any
 import grpc
 
 from grpcapi.auth import bearer_metadata
+from grpcapi.cli.sanitize import clean_message, clean_text
 from grpcapi.gen import maglev_pb2 as pb
 from grpcapi.gen import maglev_pb2_grpc as pb_grpc
 
@@ -58,6 +59,7 @@ def describe(err: grpc.RpcError, server: str, timeout: float | None = None) -> C
         return ClientError(f"{server} does not serve this call (a different version?)", code)
     if code is grpc.StatusCode.CANCELLED:
         return ClientError("cancelled", code)
+    details = clean_text(details)
     first, *rest = (details or (code.name.lower() if code else "failed")).splitlines()
     return ClientError(first, code, tuple(rest))
 
@@ -102,7 +104,7 @@ class Client:
         request = request if request is not None else _empty_request(method)
         wait = timeout or self.timeout
         try:
-            return fn(request, timeout=wait, metadata=self.metadata)
+            return clean_message(fn(request, timeout=wait, metadata=self.metadata))
         except grpc.RpcError as err:
             raise describe(err, self.server, wait) from None
 
@@ -111,7 +113,8 @@ class Client:
         generator cancels the call)."""
         stream = self.stub.WatchEvents(request, metadata=self.metadata)
         try:
-            yield from stream
+            for event in stream:
+                yield clean_message(event)
         except grpc.RpcError as err:
             raise describe(err, self.server) from None
         finally:

@@ -14,9 +14,10 @@ from typing import Any, TypeVar
 
 import yaml
 
+from . import safeyaml
 from . import validators as rules
 from .durations import parse_duration
-from .errors import ConfigIssue, StructureError
+from .errors import MAX_ISSUES, ConfigIssue, StructureError, clip
 from .spec import (
     DEFAULT_EXPECT_STATUS,
     DEFAULT_HTTP_METHOD,
@@ -32,7 +33,6 @@ from .spec import (
     Protocol,
 )
 
-_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _constructor = yaml.constructor.SafeConstructor()
 
 _PARAMS: dict[CheckType, frozenset[str]] = {
@@ -84,8 +84,12 @@ class _Reader:
 
     def __init__(self) -> None:
         self.issues: list[ConfigIssue] = []
+        self.omitted = 0  # issues past MAX_ISSUES: counted, not kept
 
     def error(self, path: str, node: yaml.Node | None, message: str) -> None:
+        if len(self.issues) >= MAX_ISSUES:
+            self.omitted += 1
+            return
         line = node.start_mark.line + 1 if node is not None else None
         self.issues.append(ConfigIssue(path, message, line))
 
@@ -156,7 +160,7 @@ def _kind(node: yaml.Node) -> str:
         return "a mapping"
     if isinstance(node, yaml.SequenceNode):
         return "a list"
-    return f"the value {node.value!r}"
+    return f"the value {clip(str(node.value), 40)!r}"
 
 
 # -- value converters: raise ValueError with a message that says what was wrong -------------------
@@ -191,7 +195,9 @@ def load_config(text: str | bytes) -> Config:
             issue = ConfigIssue("", f"the file is not UTF-8 text (byte {exc.start})")
             raise StructureError([issue]) from None
     try:
-        root = yaml.compose(text, Loader=_Loader)
+        root = safeyaml.compose(text)
+    except safeyaml.LimitError as exc:
+        raise StructureError([ConfigIssue("", f"refused: {exc.problem}", exc.line)]) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark is not None else None
@@ -207,7 +213,7 @@ def load_config(text: str | bytes) -> Config:
     if top and "maglev" in top:
         config = _read_maglev(r, top["maglev"][1])
     if r.issues:
-        raise StructureError(sorted(r.issues, key=lambda i: i.line or 0))
+        raise StructureError(sorted(r.issues, key=lambda i: i.line or 0), r.omitted)
     return config
 
 
@@ -423,7 +429,7 @@ def _read_pools(r: _Reader, node: yaml.Node, path: str) -> list[PoolSpec]:
 def node_lines(text: str) -> dict[str, int]:
     """Key path → 1-based line for every mapping key in the file (semantic errors use it)."""
     try:
-        root = yaml.compose(text, Loader=_Loader)
+        root = safeyaml.compose(text)
     except yaml.YAMLError:
         return {}
     lines: dict[str, int] = {}

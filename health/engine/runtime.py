@@ -40,6 +40,7 @@ from health.probes.result import INTERNAL, ProbeResult
 from .metrics import TRANSITIONS, ProbeMetrics
 from .wheel import TimerWheel
 
+INTENTS = frozenset({"pause", "resume", "enable", "disable"})
 log = logging.getLogger("maglev.runtime")
 
 Prober = Callable[..., Awaitable[ProbeResult]]
@@ -364,6 +365,9 @@ class Runtime:
         r = self._runners.get(backend)
         if r is None:
             return
+        if action not in INTENTS:  # never getattr() an arbitrary name on the machine
+            log.warning("unknown intent refused", extra={"backend": backend, "action": action})
+            return
         method = getattr(r.machine, action)
         try:
             change = method()
@@ -381,6 +385,9 @@ class Runtime:
         self, frontend: str, pool: str, backend: str, weight: int, flush: bool
     ) -> None:
         """An operator's pool weight (thread-safe)."""
+        if isinstance(weight, bool) or not isinstance(weight, int) or not 0 <= weight <= 100:
+            log.warning("pool weight out of range refused", extra={"weight": repr(weight)[:20]})
+            return
 
         def apply() -> None:
             self.overrides.setdefault(frontend, {})[(pool, backend)] = weight

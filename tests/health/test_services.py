@@ -100,6 +100,7 @@ def test_weight_overrides_are_checked(deployment, changes):
         "backend": "web2",
         "weight": 0,
         "flush": True,
+        "audit": AuditEntry.objects.get(action="set-weight").pk,
     }
     for weight in (101, -1, True, "50"):
         with pytest.raises(InvalidArgument, match="out of range 0-100"):

@@ -256,3 +256,56 @@ def test_an_operator_pause_in_another_process_stops_the_workers_probes(cluster):
     time.sleep(1.5)
     assert backend.requests == seen, "the paused backend is still probed"
     assert cluster.demo.backends[ADDRESSES[2]].requests > 0
+
+
+FORGED = """
+from celery import Celery
+from django.conf import settings
+app = Celery(broker=settings.CELERY_BROKER_URL)
+from celery.utils.nodenames import worker_direct
+import socket
+q = worker_direct('w1@' + socket.gethostname())
+send = lambda name, args=(), kwargs=None: app.send_task(name, args=args, kwargs=kwargs or {}, queue=q)
+send('maglev.housekeeping', kwargs={'audit_days': -1})
+send('maglev.reload', args=('default',), kwargs={'actor': 'alice (on-call)'})
+send('maglev.apply_change', args=('backend-intent', 'default', {'backend': 'b3', 'action': 'remove'}, 'x'))
+send('maglev.refresh', args=('backend-intent', 'default', {'backend': 'b3', 'action': 'remove'}, 'x'))
+send('maglev.refresh', args=('backend-intent', 'default', {'backend': 'b3'}, 'x'))
+send('maglev.refresh', args=('pool-weight', 'default', {'frontend': 'f1', 'pool': 'p', 'backend': 'b3', 'audit': 1}, 'x'))
+send('maglev.refresh', args=('removed', 'default', {}, 'x'))
+send('maglev.sync', args=('default', '../../etc'))
+print('sent')
+"""
+
+
+def test_forged_broker_messages_change_nothing_and_are_logged(cluster):
+    cluster.start_worker("w1")
+    wait_for(lambda: set(db_states(cluster).values()) == {"up"}, 60, "all backends up")
+    audit_before = cluster.python(
+        "from health.models import AuditEntry; print(AuditEntry.objects.count())"
+    )
+    backend = cluster.demo.backends[ADDRESSES[3]]
+    before = {f"b{i}": transitions(cluster, f"b{i}") for i in range(len(ADDRESSES))}
+    sent = cluster.python(FORGED)
+    assert sent.returncode == 0, sent.stderr
+    log = cluster.tmp / "w1.log"
+    wait_for(lambda: log.read_text().count("broker message refused") >= 3, 15, "refusals logged")
+    time.sleep(1.0)
+    seen = backend.requests
+    time.sleep(1.0)
+    assert backend.requests > seen, "b3 is still probed"
+    assert db_states(cluster) == {f"b{i}": "up" for i in range(len(ADDRESSES))}
+    after = {f"b{i}": transitions(cluster, f"b{i}") for i in range(len(ADDRESSES))}
+    assert after == before
+    audit_after = cluster.python(
+        "from health.models import AuditEntry; print(AuditEntry.objects.count())"
+    )
+    assert int(audit_after.stdout) >= int(audit_before.stdout)  # nothing deleted
+    forged_actor = cluster.python(
+        "from health.models import AuditEntry\n"
+        "print(AuditEntry.objects.filter(actor__contains='alice').count())"
+    )
+    assert forged_actor.stdout.strip() == "0"
+    text = log.read_text()
+    assert "unexpected keyword argument 'audit_days'" in text or "audit_days" in text
+    assert vpp_weights(cluster)["198.51.100.2/32"][ADDRESSES[3]] == 100

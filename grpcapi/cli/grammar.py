@@ -9,14 +9,14 @@ a prefix fits several keywords the one that lets the rest of the line parse wins
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from health.config.validators import NAME_RE
+
 Check = Callable[[str], str | None]  # the value → an error text, or None when it is fine
 
-NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 LOG_LEVELS: tuple[str, ...] = ("debug", "info", "warning", "error")
 
 

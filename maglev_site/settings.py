@@ -15,30 +15,36 @@ from pathlib import Path
 
 import dj_database_url
 
+from . import dbfiles, secretfiles
 from .env import env_bool, env_int, env_list, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 DATA_DIR = Path(env_str("MAGLEV_DATA_DIR", str(BASE_DIR / "var")))
-# A client program (maglevc) may run as a user who can't write there; it needs no data dir.
+# The data directory holds the database (password hashes, sessions) and generated secrets: 0700
+# whatever the umask. A client program (maglevc) may run as a user who can't write there; it
+# needs no data dir.
 with contextlib.suppress(OSError):
-    DATA_DIR.mkdir(parents=True, exist_ok=True)
+    secretfiles.ensure_private_dir(DATA_DIR)
+# The SQLite file is created 0600 before SQLite first opens it, and kept 0600 (with its -wal
+# and -shm) on every connection; PostgreSQL is left alone. The default must match DATABASES.
+dbfiles.prepare(os.environ.get("DATABASE_URL"), DATA_DIR / "maglev.sqlite3")
+dbfiles.install()
 
 
 def _secret_key() -> str:
-    """MAGLEV_SECRET_KEY, else a random key kept in the data directory (never a fixed one)."""
-    if key := os.environ.get("MAGLEV_SECRET_KEY"):
-        return key
-    path = DATA_DIR / "secret_key"
+    """MAGLEV_SECRET_KEY, the file MAGLEV_SECRET_KEY_FILE, the systemd credential secret-key
+    (the package's /etc/vpp-maglev/secret-key), else a random key kept in DATA_DIR/secret_key,
+    created once (0600, race-free: concurrent starters all read the same key). Never a fixed one.
+    """
     try:
-        if not path.exists():
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "w") as f:
-                f.write(secrets.token_urlsafe(50))
-        return path.read_text().strip()
-    except OSError:
+        key = secretfiles.load_secret(
+            "secret-key", "MAGLEV_SECRET_KEY", DATA_DIR / "secret_key", create=True, nbytes=50
+        )
+    except (secretfiles.SecretError, OSError):
         # Not readable by this user (e.g. maglevc run by an operator): client programs sign
         # nothing, so a throwaway key is fine; the daemons run as the owner of the file.
-        return secrets.token_urlsafe(50)
+        key = None
+    return key or secrets.token_urlsafe(50)
 
 
 SECRET_KEY = _secret_key()
@@ -160,7 +166,8 @@ WHITENOISE_USE_FINDERS = True
 WHITENOISE_AUTOREFRESH = DEBUG
 
 # Redis carries the channel layer and Celery in production; empty means in-process (embedded).
-REDIS_URL = env_str("MAGLEV_REDIS_URL", "")
+# MAGLEV_REDIS_URL, MAGLEV_REDIS_URL_FILE or the credential redis-url (it may hold a password).
+REDIS_URL = secretfiles.load_secret("redis-url", "MAGLEV_REDIS_URL", None) or ""
 if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {

@@ -12,14 +12,15 @@ refused (403) and audited. Form values are checked by the same rules as maglev.y
 
 from __future__ import annotations
 
-import ipaddress
 from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
+from django.db import transaction
 from django.db.models import QuerySet
-from django.http import HttpRequest, HttpResponse
+from django.forms.models import model_to_dict
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.utils import timezone
 from django.utils.html import format_html
 
@@ -156,6 +157,123 @@ class OwnedDeploymentFormMixin(forms.ModelForm):
         return data
 
 
+def _fields(obj: Any) -> dict[str, Any]:
+    """An object's own fields as JSON-ready values, for the audit's before → after."""
+    return {
+        k: (v if isinstance(v, (int, float, bool, str, type(None))) else str(v))
+        for k, v in model_to_dict(obj).items()
+    }
+
+
+class ConfigEditAdmin:
+    """Adds, changes and deletes of config objects go through services.ConfigEdit: the would-be
+    config is validated with --check's rules inside the transaction (a refusal rolls the whole
+    edit back and shows the rule's message on the form), audited with before → after, and
+    applied to the running system like a reload once it has committed."""
+
+    def _edit(self, request: HttpRequest, verb: str, target: str) -> services.ConfigEdit:
+        edit = services.ConfigEdit(actor(request), f"admin-{verb}", target)
+        request._maglev_edit = edit  # type: ignore[attr-defined]
+        return edit
+
+    def changeform_view(
+        self,
+        request: HttpRequest,
+        object_id: str | None = None,
+        form_url: str = "",
+        extra_context: Any = None,
+    ) -> HttpResponse:
+        parent = super().changeform_view  # type: ignore[misc]
+        if request.method != "POST":
+            return parent(request, object_id, form_url, extra_context)
+        model = self.model._meta.model_name  # type: ignore[attr-defined]
+        edit = self._edit(request, "change" if object_id else "add", model)
+        try:
+            with transaction.atomic():
+                if object_id:
+                    obj = self.get_object(request, object_id)  # type: ignore[attr-defined]
+                    if obj is not None:
+                        edit.target = f"{model} {obj}"
+                        edit.fields_before = _fields(obj)
+                        edit.begin(_deployment_of(obj))
+                response = parent(request, object_id, form_url, extra_context)
+                edit.finish()
+        except (ConfigError, ServiceError) as exc:
+            # Nothing was saved. Show the form again, with the user's input and the problems.
+            request._maglev_refused = exc  # type: ignore[attr-defined]
+            return parent(request, object_id, form_url, extra_context)
+        return response
+
+    def get_form(self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any):
+        form = super().get_form(request, obj, change, **kwargs)  # type: ignore[misc]
+        refused = getattr(request, "_maglev_refused", None)
+        if refused is None:
+            return form
+        problems = (
+            [str(i) for i in refused.issues] if isinstance(refused, ConfigError) else [str(refused)]
+        )
+
+        class Refused(form):  # type: ignore[misc, valid-type]
+            def clean(self) -> dict[str, Any]:
+                super().clean()
+                raise forms.ValidationError(
+                    ["Not saved: the config would break these rules (maglevd --check):", *problems]
+                    if isinstance(refused, ConfigError)
+                    else [f"Not saved: {p}" for p in problems]
+                )
+
+        return Refused
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        fields = list(super().get_readonly_fields(request, obj))  # type: ignore[misc]
+        # An object stays in its deployment: moving it would be two edits in one.
+        own = {f.name for f in self.model._meta.fields}  # type: ignore[attr-defined]
+        if obj is not None and "deployment" in own:
+            fields.append("deployment")
+        return fields
+
+    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
+        edit = getattr(request, "_maglev_edit", None)
+        if edit is not None:
+            is_deployment = isinstance(obj, Deployment)
+            edit.begin(
+                obj if is_deployment else _deployment_of(obj), new=is_deployment and not change
+            )
+        super().save_model(request, obj, form, change)  # type: ignore[misc]
+        if edit is not None:
+            edit.target = f"{self.model._meta.model_name} {obj}"  # type: ignore[attr-defined]
+            edit.fields_after = _fields(obj)
+            if edit.deployment is None and isinstance(obj, Deployment):
+                edit.begin(obj, new=True)
+
+    def delete_view(
+        self, request: HttpRequest, object_id: str, extra_context: Any = None
+    ) -> HttpResponse:
+        parent = super().delete_view  # type: ignore[misc]
+        if request.method != "POST":
+            return parent(request, object_id, extra_context)
+        obj = self.get_object(request, object_id)  # type: ignore[attr-defined]
+        model = self.model._meta.model_name  # type: ignore[attr-defined]
+        edit = self._edit(request, "delete", f"{model} {obj}")
+        try:
+            with transaction.atomic():
+                if obj is not None:
+                    edit.fields_before = _fields(obj)
+                    edit.begin(obj if isinstance(obj, Deployment) else _deployment_of(obj))
+                response = parent(request, object_id, extra_context)
+                edit.finish()
+        except (ConfigError, ServiceError) as exc:
+            messages.error(request, f"{obj} was not deleted: {exc}")
+            return HttpResponseRedirect(request.path)
+        return response
+
+    def get_actions(self, request: HttpRequest) -> Any:
+        actions = super().get_actions(request)  # type: ignore[misc]
+        # A bulk delete would bypass the per-edit check; delete objects one at a time.
+        actions.pop("delete_selected", None)
+        return actions
+
+
 def colored_state(state: str) -> str:
     color = STATE_COLORS.get(state, "#000")
     return format_html('<b style="color:{}">{}</b>', color, state)
@@ -186,7 +304,7 @@ class DeploymentForm(forms.ModelForm):
 
 
 @admin.register(Deployment)
-class DeploymentAdmin(FileOwnedMixin, GuardedAdmin):
+class DeploymentAdmin(ConfigEditAdmin, FileOwnedMixin, GuardedAdmin):
     form = DeploymentForm
     list_display = ("name", "config_owner", "vpp_api_socket", "probe_netns", "config_imported_at")
     actions = ("reload_from_file", "export_yaml", "release_to_admin")
@@ -252,20 +370,9 @@ class HealthcheckForm(OwnedDeploymentFormMixin):
         # Any case is accepted, as in maglev.yaml; the request goes out upper case.
         return _rule_field(self, "method", validators.http_method)
 
-    def clean(self) -> dict[str, Any]:
-        # Each field's own rule (name, method, path, host, statuses, regex, ...) runs in the
-        # model field's validators; here only what spans fields.
-        data = super().clean()
-        for key, version in (("source_ipv4", 4), ("source_ipv6", 6)):
-            if data.get(key) and ipaddress.ip_address(data[key]).version != version:
-                self.add_error(key, f"must be an IPv{version} address")
-        if data.get("type") == "tcp" and not data.get("port"):
-            self.add_error("port", "a tcp healthcheck needs a port")
-        return data
-
 
 @admin.register(Healthcheck)
-class HealthcheckAdmin(FileOwnedMixin, GuardedAdmin):
+class HealthcheckAdmin(ConfigEditAdmin, FileOwnedMixin, GuardedAdmin):
     form = HealthcheckForm
     list_display = ("name", "deployment", "type", "port", "interval", "timeout", "rise", "fall")
     list_filter = ("deployment", "type")
@@ -280,13 +387,6 @@ class BackendForm(OwnedDeploymentFormMixin):
         model = Backend
         fields = ("deployment", "name", "address", "healthcheck")
 
-    def clean(self) -> dict[str, Any]:
-        data = super().clean()
-        hc, dep = data.get("healthcheck"), data.get("deployment")
-        if hc and dep and hc.deployment_id != dep.pk:
-            self.add_error("healthcheck", "belongs to another deployment")
-        return data
-
 
 class TransitionInline(admin.TabularInline):
     model = Transition
@@ -300,7 +400,7 @@ class TransitionInline(admin.TabularInline):
 
 
 @admin.register(Backend)
-class BackendAdmin(FileOwnedMixin, GuardedAdmin):
+class BackendAdmin(ConfigEditAdmin, FileOwnedMixin, GuardedAdmin):
     form = BackendForm
     list_display = ("name", "address", "healthcheck", "state_badge", "last_probe", "since_age")
     list_filter = ("deployment", "state__state", "healthcheck")
@@ -376,18 +476,6 @@ class FrontendForm(OwnedDeploymentFormMixin):
             "flush_on_down",
         )
 
-    def clean(self) -> dict[str, Any]:
-        data = super().clean()
-        address, plen = data.get("address"), data.get("prefix_length")
-        if address and plen is not None:
-            try:
-                ipaddress.ip_network(f"{address}/{plen}", strict=True)
-            except ValueError as exc:
-                self.add_error("prefix_length", str(exc))
-        if data.get("port") and data.get("protocol") == "any":
-            self.add_error("protocol", "a port needs protocol tcp or udp; 'any' goes with port 0")
-        return data
-
 
 class PoolInline(FileOwnedMixin, admin.TabularInline):
     model = Pool
@@ -403,7 +491,7 @@ class PoolInline(FileOwnedMixin, admin.TabularInline):
 
 
 @admin.register(Frontend)
-class FrontendAdmin(FileOwnedMixin, GuardedAdmin):
+class FrontendAdmin(ConfigEditAdmin, FileOwnedMixin, GuardedAdmin):
     form = FrontendForm
     list_display = (
         "name",
@@ -423,36 +511,8 @@ class FrontendAdmin(FileOwnedMixin, GuardedAdmin):
         return f"{obj.address}/{obj.prefix_length}"
 
 
-class PoolMemberForm(forms.ModelForm):
-    class Meta:
-        model = PoolMember
-        fields = ("backend", "position", "weight")
-
-    def clean(self) -> dict[str, Any]:
-        data = super().clean()
-        backend, pool = data.get("backend"), getattr(self.instance, "pool", None)
-        if backend is None or pool is None or pool.pk is None:
-            return data
-        frontend = pool.frontend
-        if backend.deployment_id != frontend.deployment_id:
-            self.add_error("backend", "belongs to another deployment")
-        family = ipaddress.ip_address(backend.address).version
-        others = PoolMember.objects.filter(pool__frontend=frontend).exclude(pk=self.instance.pk)
-        for m in others.select_related("backend"):
-            if ipaddress.ip_address(m.backend.address).version != family:
-                self.add_error(
-                    "backend",
-                    f"frontend {frontend.name!r} already has IPv"
-                    f"{ipaddress.ip_address(m.backend.address).version} backends; "
-                    "one frontend's backends share one address family",
-                )
-                break
-        return data
-
-
 class PoolMemberInline(FileOwnedMixin, admin.TabularInline):
     model = PoolMember
-    form = PoolMemberForm
     extra = 1
     fields = ("backend", "position", "weight", "weight_override")
     # An override is operator intent: set on the Pool members page (set_weight), audited.
@@ -465,7 +525,7 @@ class PoolMemberInline(FileOwnedMixin, admin.TabularInline):
 
 
 @admin.register(Pool)
-class PoolAdmin(FileOwnedMixin, GuardedAdmin):
+class PoolAdmin(ConfigEditAdmin, FileOwnedMixin, GuardedAdmin):
     list_display = ("__str__", "frontend", "position")
     list_filter = ("frontend__deployment", "frontend")
     inlines = (PoolMemberInline,)
@@ -503,8 +563,21 @@ class PoolMemberAdmin(GuardedAdmin):
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # members are config: the Pool page edits them
 
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
+    # Deleting a pool or frontend deletes its members, which Django checks against this admin,
+    # so the permission is the model's; members themselves are removed on the Pool page.
+    def delete_view(self, request: HttpRequest, object_id: str, extra_context: Any = None) -> Any:
+        raise PermissionDenied
+
+    def get_actions(self, request: HttpRequest) -> Any:
+        actions = super().get_actions(request)
+        actions.pop("delete_selected", None)
+        return actions
+
+    def change_view(
+        self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: Any = None
+    ) -> HttpResponse:
+        extra = {**(extra_context or {}), "show_delete": False}
+        return super().change_view(request, object_id, form_url, extra)
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return may(request, "set_weight")

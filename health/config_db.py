@@ -12,9 +12,12 @@ import ipaddress
 from dataclasses import dataclass, field
 from typing import Any
 
+import yaml
 from django.db import transaction
 from django.utils import timezone
 
+from .config.dump import config_to_dict
+from .config.durations import format_duration
 from .config.spec import (
     BackendSpec,
     CheckType,
@@ -435,3 +438,49 @@ def config_from_db(dep: Deployment, *, with_overrides: bool = False) -> Config:
         backends=backends,
         frontends=frontends,
     )
+
+
+def stored_config_text(dep: Deployment) -> str:
+    """What the database holds for `dep`, as maglev.yaml text, without judging it: values go
+    out as stored, so that parsing the text applies every rule of `maglevd --check` and names
+    every problem (config_from_db would stop at the first value that does not parse)."""
+    frontends: dict[str, Any] = {}
+    members = members_by_pool(dep)
+    pools: dict[int, list[Pool]] = {}
+    for p in Pool.objects.filter(frontend__deployment=dep).order_by("position"):
+        pools.setdefault(p.frontend_id, []).append(p)
+    for f in dep.frontends.all():
+        d: dict[str, Any] = {"description": f.description} if f.description else {}
+        d["address"] = f"{f.address}/{f.prefix_length}"
+        d["protocol"] = f.protocol
+        d["port"] = f.port
+        d["src-ip-sticky"] = f.src_ip_sticky
+        d["flush-on-down"] = f.flush_on_down
+        d["pools"] = [
+            {"name": p.name, "backends": {n: {"weight": w} for _, n, _, w, _ in members[p.pk]}}
+            for p in pools.get(f.pk, [])
+            if p.pk in members
+        ] + [{"name": p.name, "backends": {}} for p in pools.get(f.pk, []) if p.pk not in members]
+        frontends[f.name] = d
+    rest = Config(
+        transition_history=dep.transition_history,
+        netns=dep.probe_netns or None,
+        healthchecks={h.name: healthcheck_spec(h) for h in dep.healthchecks.all()},
+    )
+    data = config_to_dict(rest)
+    lb = data["maglev"]["vpp"]["lb"]
+    for key, value in (
+        ("ipv4-src-address", dep.ipv4_src_address),
+        ("ipv6-src-address", dep.ipv6_src_address),
+    ):
+        if value:
+            lb[key] = value
+    lb["sync-interval"] = format_duration(dep.sync_interval)
+    lb["startup-min-delay"] = format_duration(dep.startup_min_delay)
+    lb["startup-max-delay"] = format_duration(dep.startup_max_delay)
+    data["maglev"]["backends"] = {
+        name: {"address": address, "healthcheck": hc}
+        for name, address, hc in dep.backends.values_list("name", "address", "healthcheck__name")
+    }
+    data["maglev"]["frontends"] = frontends
+    return yaml.safe_dump(data, sort_keys=False, allow_unicode=True)

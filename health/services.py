@@ -26,6 +26,7 @@ from .checker.states import State
 from .config import (
     ConfigError,
     ConfigIssue,
+    SemanticError,
     StructureError,
     dump_config,
     gc_paused,
@@ -33,7 +34,7 @@ from .config import (
     safeyaml,
 )
 from .config.spec import Config
-from .config_db import ImportSummary, config_from_db, import_config
+from .config_db import ImportSummary, config_from_db, import_config, stored_config_text
 from .errors import FailedPrecondition, InvalidArgument, NotFound, ServiceError
 from .history import trim_transitions
 from .models import AuditEntry, Backend, BackendState, Deployment, Door, PoolMember, Transition
@@ -304,3 +305,109 @@ def release_config_to_admin(deployment: str, actor: Actor) -> None:
     with _audit(actor, "config-release", dep.config_file, dep):
         dep.config_file = ""
         dep.save(update_fields=["config_file"])
+
+
+# -- edits of config objects (admin) -----------------------------------------------------------
+
+
+def config_changes(before: Config, after: Config) -> ImportSummary:
+    """What differs between two configs, by kind and name (the audit's before → after)."""
+    summary = ImportSummary()
+    for kind, old, new in (
+        ("healthcheck", before.healthchecks, after.healthchecks),
+        ("backend", before.backends, after.backends),
+        ("frontend", before.frontends, after.frontends),
+    ):
+        for name in sorted(set(new) - set(old)):
+            summary.note("created", kind, name)
+        for name in sorted(set(old) & set(new)):
+            if old[name] != new[name]:
+                summary.note("updated", kind, name)
+        for name in sorted(set(old) - set(new)):
+            summary.note("deleted", kind, name)
+    settings_of = ("transition_history", "netns", "lb")
+    if any(getattr(before, k) != getattr(after, k) for k in settings_of):
+        summary.note("updated", "deployment", "settings")
+    return summary
+
+
+def _foreign_references(dep: Deployment) -> list[str]:
+    """Rows of `dep` that point into another deployment (a form can pick any row)."""
+    problems = [
+        f"backend {name!r}: healthcheck {hc!r} belongs to another deployment"
+        for name, hc in dep.backends.exclude(healthcheck__deployment=dep).values_list(
+            "name", "healthcheck__name"
+        )
+    ]
+    problems += [
+        f"frontend {f!r} pool {p!r}: backend {b!r} belongs to another deployment"
+        for f, p, b in PoolMember.objects.filter(pool__frontend__deployment=dep)
+        .exclude(backend__deployment=dep)
+        .values_list("pool__frontend__name", "pool__name", "backend__name")
+    ]
+    return problems
+
+
+def check_stored_config(dep: Deployment) -> Config:
+    """What the database holds for `dep`, validated with exactly `maglevd --check`'s rules (it
+    goes through the same dump and parser); raises ConfigError naming every problem."""
+    foreign = _foreign_references(dep)
+    if foreign:
+        raise SemanticError([ConfigIssue("", problem) for problem in foreign])
+    try:
+        text = stored_config_text(dep)
+    except ValueError as exc:  # a row that cannot even be written out
+        raise StructureError([ConfigIssue("", str(exc))]) from None
+    return parse_config(text)
+
+
+class ConfigEdit:
+    """One admin edit of config objects, applied like a reload.
+
+    The caller makes its saves inside `transaction.atomic()` between `begin` and `finish`;
+    `finish` validates the result with --check's rules (raising ConfigError, so the caller's
+    transaction rolls everything back), writes the audit entry (who, what, before → after) in
+    the same transaction, and sends the change to the runtime only once it has committed.
+    """
+
+    def __init__(self, actor: Actor, action: str, target: str) -> None:
+        self.actor = actor
+        self.action = action
+        self.target = target
+        self.deployment: Deployment | None = None
+        self.before: Config | None = None
+        self.fields_before: dict[str, Any] = {}
+        self.fields_after: dict[str, Any] = {}
+
+    def begin(self, dep: Deployment | None, *, new: bool = False) -> None:
+        """Note the deployment and its config before the first save (`new`: it has none)."""
+        if dep is None or self.deployment is not None:
+            return
+        ensure_admin_owns_config(dep)
+        self.deployment = dep
+        self.before = Config() if new else config_from_db(dep)
+
+    def finish(self) -> ImportSummary | None:
+        """Validate, audit and schedule the change; None when nothing was saved."""
+        dep = self.deployment
+        if dep is None:
+            return None
+        alive = Deployment.objects.filter(pk=dep.pk).first()
+        after = check_stored_config(alive) if alive is not None else Config()
+        if alive is not None:  # a backend made here starts unknown, as an imported one does
+            missing = alive.backends.filter(state__isnull=True).values_list("pk", flat=True)
+            BackendState.objects.bulk_create([BackendState(backend_id=pk) for pk in missing])
+        summary = config_changes(self.before or Config(), after)
+        detail = {"summary": summary.as_dict()}
+        if self.fields_before or self.fields_after:
+            detail["before"], detail["after"] = self.fields_before, self.fields_after
+        with _audit(self.actor, self.action, self.target, alive, **detail):
+            pass
+        name = dep.name
+        log.info(
+            "config edited",
+            extra={"deployment": name, "summary": str(summary), "by": str(self.actor)},
+        )
+        change = hooks.Change("config", name, {"summary": summary.as_dict()})
+        transaction.on_commit(lambda: hooks.emit(change))
+        return summary

@@ -138,9 +138,16 @@ def test_validation_errors_are_shown_on_the_form(staff):
         "pools-INITIAL_FORMS": 0,
     }
     page = staff.post(f"/admin/health/frontend/{f.pk}/change/", data).content.decode()
+    assert "Not saved: the config would break these rules" in page
     assert "host bits set" in page
-    assert "a port needs protocol tcp or udp" in page
+    # The same rule --check applies across keys, once the address is right.
+    page = staff.post(
+        f"/admin/health/frontend/{f.pk}/change/", {**data, "prefix_length": 32}
+    ).content.decode()
+    assert "port 80 needs protocol tcp or udp" in page
     assert Frontend.objects.get(pk=f.pk).prefix_length == 32
+    assert Frontend.objects.get(pk=f.pk).protocol == "tcp"
+    assert not AuditEntry.objects.filter(action__startswith="admin-").exists()
 
 
 def test_export_action_downloads_yaml(staff):

@@ -7,6 +7,13 @@ kernel rewrites the identifier and only delivers our own replies. One reader per
 each reply to its probe, so concurrent probes never steal each other's replies and 10k
 probes/s need no socket per probe. On raw sockets an ICMP error quoting our echo (destination
 unreachable, time exceeded) fails the probe at once with L3UNR instead of waiting for L3TOUT.
+
+Identifier and sequence are no secret: a backend sees them in its own echoes, and the next
+sequence numbers follow. So each echo also carries a random token (from the OS's random
+source) in its payload, and a reply, or an ICMP error quoting the echo, counts only when it
+carries that echo's token back: a reply forged for another address (to keep a dead backend
+up, or take a live one down) is ignored. A quote too short to hold the token (a router that
+quotes only the 8 bytes RFC 792 requires) is ignored too: that probe then ends with L3TOUT.
 """
 
 from __future__ import annotations
@@ -14,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import os
 import random
 import socket
 import struct
@@ -26,6 +34,9 @@ from health.probes.poller import Poller
 from health.probes.result import L3OK, L3TOUT, L3UNR, SOCKERR, SRCADDR, ProbeFailure, ProbeResult
 
 PAYLOAD: Final = b"vpp-maglev probe"  # 16 bytes after the echo header: easy to spot in captures
+TOKEN_BYTES: Final = 8  # random per echo, after PAYLOAD; the reply must carry it back
+ECHO_DATA: Final = len(PAYLOAD) + TOKEN_BYTES
+_TOKEN_POOL: Final = 4096  # random bytes drawn from the OS at once (512 tokens)
 RECV_SIZE: Final = 2048  # an echo reply or an ICMP error quoting our echo fits easily
 RCVBUF: Final = 1 << 20  # bytes of socket receive buffer so bursts of replies are not dropped
 MODES: Final = ("auto", "raw", "dgram")  # auto: raw, then ping socket when raw is not permitted
@@ -39,38 +50,45 @@ _UNREACHABLE_ERRNOS: Final = frozenset({errno.ENETUNREACH, errno.EHOSTUNREACH, e
 
 
 def _checksum(data: bytes) -> int:
+    """The Internet checksum (RFC 1071). The one's complement sum of the 16-bit words is the
+    number the bytes spell modulo 0xFFFF (2**16 is 1 modulo 0xFFFF): one big-int operation
+    instead of a sum over unpacked words."""
     if len(data) % 2:
         data += b"\0"
-    total = sum(struct.unpack(f"!{len(data) // 2}H", data))
-    total = (total >> 16) + (total & 0xFFFF)
-    total += total >> 16
+    value = int.from_bytes(data, "big")
+    total = value % 0xFFFF
+    if total == 0 and value:
+        total = 0xFFFF  # a non-zero sum that is 0 modulo 0xFFFF is 0xFFFF in one's complement
     return ~total & 0xFFFF
 
 
-def echo_request(family: int, ident: int, seq: int) -> bytes:
-    """An echo request; the checksum matters only for IPv4 raw (the kernel does the rest)."""
+def echo_request(family: int, ident: int, seq: int, data: bytes) -> bytes:
+    """An echo request carrying `data` (PAYLOAD and a token); the checksum matters only for
+    IPv4 raw (the kernel does the rest)."""
     kind = _TYPES[family][0]
-    header = struct.pack("!BBHHH", kind, 0, 0, ident, seq)
+    checksum = 0
     if family == socket.AF_INET:
-        header = struct.pack("!BBHHH", kind, 0, _checksum(header + PAYLOAD), ident, seq)
-    return header + PAYLOAD
+        checksum = _checksum(struct.pack("!BBHHH", kind, 0, 0, ident, seq) + data)
+    return struct.pack("!BBHHH", kind, 0, checksum, ident, seq) + data
 
 
 class Ping:
     """One echo in flight: `done` gets its ProbeResult once, unless it is aborted. Its
     deadline sits in the Poller's timeout queue, as a TCP or HTTP probe's does."""
 
-    __slots__ = ("channel", "done", "finished", "key", "started")
+    __slots__ = ("channel", "done", "echo", "finished", "key", "started")
 
     def __init__(
         self,
         channel: IcmpChannel,
         key: tuple[bytes, int],
+        echo: bytes,
         started: float,
         done: Callable[[ProbeResult], None],
     ) -> None:
         self.channel = channel
         self.key = key
+        self.echo = echo  # PAYLOAD + token: what a genuine reply carries back
         self.started = started
         self.done = done
         self.finished = False
@@ -95,7 +113,17 @@ class Ping:
 class IcmpChannel:
     """One ICMP socket with a reader that hands each reply to the probe waiting for it."""
 
-    __slots__ = ("family", "ident", "loop", "pending", "raw", "seq", "sock")
+    __slots__ = (
+        "_pool",
+        "_pool_at",
+        "family",
+        "ident",
+        "loop",
+        "pending",
+        "raw",
+        "seq",
+        "sock",
+    )
 
     def __init__(
         self, loop: asyncio.AbstractEventLoop, sock: socket.socket, family: int, raw: bool
@@ -107,6 +135,8 @@ class IcmpChannel:
         self.ident = random.getrandbits(16)  # raw only: the kernel picks it for ping sockets
         self.seq = random.getrandbits(16)
         self.pending: dict[tuple[bytes, int], Ping] = {}
+        self._pool = b""
+        self._pool_at = 0
         with contextlib.suppress(OSError):  # a smaller buffer still works
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RCVBUF)
         if raw:
@@ -139,13 +169,18 @@ class IcmpChannel:
         else:
             raise ProbeFailure(SOCKERR, "65536 echoes in flight to one address")
         self.seq = seq
+        at = self._pool_at
+        if at >= len(self._pool):
+            self._pool, at = os.urandom(_TOKEN_POOL), 0
+        echo = PAYLOAD + self._pool[at : at + TOKEN_BYTES]
+        self._pool_at = at + TOKEN_BYTES
         sockaddr = (address, 0) if self.family == socket.AF_INET else (address, 0, 0, 0)
         try:
-            self.sock.sendto(echo_request(self.family, self.ident, seq), sockaddr)
+            self.sock.sendto(echo_request(self.family, self.ident, seq, echo), sockaddr)
         except OSError as exc:
             code = L3UNR if exc.errno in _UNREACHABLE_ERRNOS else SOCKERR
             raise ProbeFailure(code, f"send echo: {exc.strerror or exc}") from None
-        waiter = Ping(self, (packed, seq), started, done)
+        waiter = Ping(self, (packed, seq), echo, started, done)
         self.pending[waiter.key] = waiter
         poller.expire(timeout, waiter)
         return waiter
@@ -174,8 +209,12 @@ class IcmpChannel:
                 return
             packed = socket.inet_pton(family, source.split("%", 1)[0])
             waiter = self.pending.get((packed, seq))
-            if waiter is not None:
-                waiter.finish(True, L3OK, "echo reply")
+            if waiter is None:
+                return
+            start = offset + 8
+            if data[start : start + ECHO_DATA] != waiter.echo:
+                return  # not our echo's token: forged (or corrupt)
+            waiter.finish(True, L3OK, "echo reply")
         elif kind in errors:
             inner = offset + 8  # the quoted packet: IP header, then our echo header
             if family == socket.AF_INET:
@@ -190,9 +229,12 @@ class IcmpChannel:
             if self.raw and ident != self.ident:
                 return
             waiter = self.pending.get((bytes(target), seq))
-            if waiter is not None:
-                detail = f"ICMP error type {kind} code {code} from {source}"
-                waiter.finish(False, L3UNR, detail)
+            if waiter is None:
+                return
+            if data[inner + 8 : inner + 8 + ECHO_DATA] != waiter.echo:
+                return  # no token (or not ours) in the quote
+            detail = f"ICMP error type {kind} code {code} from {source}"
+            waiter.finish(False, L3UNR, detail)
 
     def close(self) -> None:
         if not self.loop.is_closed():

@@ -101,14 +101,21 @@ class Poller:
         now = self.loop.time()
         due: list[Timed] = []
         head = float("inf")
-        for queue in self._queues.values():
+        empty: list[float] = []
+        for timeout, queue in self._queues.items():
             # Finished items go whatever their deadline: most probes finish long before it.
             while queue and (queue[0][1].finished or queue[0][0] <= now):
                 item = queue.popleft()[1]
                 if not item.finished:
                     due.append(item)
-            if queue and queue[0][0] < head:
+            if not queue:
+                empty.append(timeout)
+            elif queue[0][0] < head:
                 head = queue[0][0]
+        # Drop drained queues: probes started late (Prober.run) expire after what is left of
+        # their timeout, a new value each time, which would otherwise pile up queues.
+        for timeout in empty:
+            del self._queues[timeout]
         if head != float("inf"):
             self._arm(head)
         for item in due:

@@ -16,7 +16,7 @@ L3UNR: Final = "L3UNR"  # the network or the local route said unreachable (ICMP 
 # Layer 4: TCP.
 L4OK: Final = "L4OK"  # TCP connect succeeded (tcp check without send/expect)
 L4TOUT: Final = "L4TOUT"  # connect did not finish before the timeout (blackholed, filtered)
-L4CON: Final = "L4CON"  # connect failed: refused, reset, host or network unreachable
+L4CON: Final = "L4CON"  # connect failed or the connection broke: refused, reset, unreachable
 # Layer 6: TLS.
 L6OK: Final = "L6OK"  # TLS handshake done (reserved: https results are reported at layer 7)
 L6TOUT: Final = "L6TOUT"  # TLS handshake did not finish before the timeout

@@ -4,7 +4,9 @@ No coroutines, futures or transports on the hot path: a probe is one object whos
 in the Poller (poller.py) and that hands exactly one ProbeResult to its `done` callback. This
 costs a fraction of asyncio streams, and the socket may come from another network namespace
 (see netns.py). The phase the probe is in when the deadline fires picks the timeout code, as
-in HAProxy: connect → L4TOUT, TLS handshake → L6TOUT, waiting for the reply → L7TOUT.
+in HAProxy: connect → L4TOUT, TLS handshake → L6TOUT, waiting for the reply → L7TOUT. The
+deadline is set once, before the connect: the timeout bounds the whole probe, and no amount of
+trickling moves it.
 """
 
 from __future__ import annotations
@@ -269,11 +271,15 @@ class StreamCheck:
         """A send that had to wait for the socket has finished (hook; rarely needed)."""
 
     def _io_error(self, exc: OSError) -> None:
+        """A send or receive failed on the established connection: reset by the peer (the
+        usual case), broken pipe, or unreachable. The connection broke: L4CON, as a failed
+        connect is (HAProxy reports these as SOCKERR, which here means a local socket
+        problem); during the TLS handshake, L6RSP."""
         reason = exc.strerror or str(exc)
         if self.phase == TLS:
             self.fail(L6RSP, f"TLS handshake: {reason}")
         else:
-            self.fail(L7RSP, reason)
+            self.fail(L4CON, reason)
 
     def _on_readable(self) -> None:
         try:

@@ -46,7 +46,7 @@ class TcpCheck(StreamCheck):
         super().__init__(poller, sock, started, done)
         self._send = send
         self._expect = expect
-        self._buf = b""
+        self._buf = bytearray()
 
     def connected(self) -> None:
         if self._send is None and self._expect is None:
@@ -74,7 +74,7 @@ class TcpCheck(StreamCheck):
 
     def on_eof(self) -> None:
         if self._buf:
-            self.fail(L7RSP, f"reply did not contain the expected text: {self._buf[:64]!r}")
+            self.fail(L7RSP, f"reply did not contain the expected text: {bytes(self._buf[:64])!r}")
         else:
             self.fail(L7RSP, "connection closed without a reply")
 

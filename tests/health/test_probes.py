@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import os
 import socket
+import struct
+import threading
 import time
 from dataclasses import replace
 
@@ -16,7 +19,7 @@ from health.probes import Prober, close_probe_resources, run_probe
 from health.probes import netns as netns_module
 from health.probes import result as codes
 from health.probes.http import build_request, dechunk, host_header, server_hostname
-from health.probes.icmp import close_icmp_channels
+from health.probes.icmp import _checksum, close_icmp_channels
 from health.probes.tcp import encode_text
 from tests.netns import TestNamespace, TlsFiles, netns_available
 
@@ -442,6 +445,72 @@ def test_icmp_falls_back_to_an_unprivileged_ping_socket(run, ns):
     for address in ("127.0.0.1", "::1", ns.host_v4):
         result = run(run_probe(ICMP, address, netns=ns.name, icmp_mode="dgram"))
         assert (result.ok, result.code) == (True, codes.L3OK), result
+
+
+class EchoForger(threading.Thread):
+    """A backend that wants another address to look alive. Inside the namespace it sees our
+    echoes to its own address (ns_v4), and from their identifier, sequence number and payload
+    it forges echo replies from `victim` (which never answers) for the sequence numbers
+    around them: the ones our other echoes in flight have."""
+
+    def __init__(self, ns: TestNamespace, victim: str) -> None:
+        super().__init__(daemon=True, name="echo-forger")
+        self.sock = ns.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
+        self.sock.setsockopt(socket.IPPROTO_IP, socket.IP_HDRINCL, 1)
+        self.sock.settimeout(0.05)
+        self.own = ipaddress.ip_address(ns.ns_v4).packed
+        self.victim = ipaddress.ip_address(victim).packed
+        self.forged = 0
+        self.stopping = threading.Event()
+
+    def run(self) -> None:
+        while not self.stopping.is_set():
+            try:
+                data = self.sock.recv(2048)
+            except TimeoutError:
+                continue
+            ihl = (data[0] & 0x0F) * 4
+            if data[ihl] != 8 or data[16:20] != self.own:
+                continue  # not an echo request to our own address
+            ident, seq = struct.unpack_from("!HH", data, ihl + 4)
+            for guess in range(seq - 3, seq + 4):
+                if guess != seq:
+                    self.reply(data[12:16], ident, guess & 0xFFFF, data[ihl + 8 :])
+
+    def reply(self, to: bytes, ident: int, seq: int, payload: bytes) -> None:
+        icmp = struct.pack("!BBHHH", 0, 0, 0, ident, seq) + payload
+        icmp = icmp[:2] + struct.pack("!H", _checksum(icmp)) + icmp[4:]
+        # IPv4 header from the victim's address (the kernel fills in length and checksum).
+        ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 0, 0, 0, 64, 1, 0, self.victim, to)
+        self.sock.sendto(ip + icmp, (socket.inet_ntoa(to), 0))
+        self.forged += 1
+
+    def stop(self) -> None:
+        self.stopping.set()
+        self.join(2)
+        self.sock.close()
+
+
+@netns
+def test_a_forged_echo_reply_does_not_make_a_silent_address_look_alive(run, ns):
+    # Identifier and sequence numbers can be guessed from one's own echoes; the random token
+    # each echo carries in its payload cannot, so the forged replies are ignored.
+    forger = EchoForger(ns, victim=ns.blackhole_v4)
+    forger.start()
+
+    async def both():
+        silent = asyncio.ensure_future(run_probe(ICMP, ns.blackhole_v4))
+        await asyncio.sleep(0.05)  # its echo goes out first: its sequence number is lower
+        own = await run_probe(ICMP, ns.ns_v4)
+        return own, await silent
+
+    try:
+        own, silent = run(both())
+    finally:
+        forger.stop()
+    assert (own.ok, own.code) == (True, codes.L3OK)
+    assert forger.forged >= 6
+    assert (silent.ok, silent.code) == (False, codes.L3TOUT), silent
 
 
 # -- source addresses and namespaces ------------------------------------------------------------

@@ -25,14 +25,6 @@ from . import convert
 from .gen import maglev_pb2 as pb
 
 
-def runtime_for(deployment: str) -> live.Runtime | None:
-    """The in-process runtime, if one runs and serves this deployment."""
-    rt = live.current()
-    if rt is None or getattr(rt, "deployment", deployment) != deployment:
-        return None
-    return rt
-
-
 def _db_states(dep: Deployment) -> dict[str, State]:
     rows = BackendState.objects.filter(backend__deployment=dep).values_list(
         "backend__name", "state"
@@ -73,19 +65,21 @@ def _frontend_messages(
     return out
 
 
-def frontends(deployment: str, name: str | None = None) -> list[pb.Frontend]:
-    """Every frontend (sorted by name), or the one called `name` (NotFound if none)."""
+def frontends(
+    deployment: str, rt: live.Runtime | None, name: str | None = None
+) -> list[pb.Frontend]:
+    """Every frontend (sorted by name), or the one called `name` (NotFound if none); live
+    weights and states from `rt`, the runtime of this process when it has one."""
     dep = get_deployment(deployment)
     config = config_from_db(dep)
     if name is not None and name not in config.frontends:
         raise NotFound(f"frontend {name!r} does not exist")
     names = [name] if name is not None else sorted(config.frontends)
-    return _frontend_messages(dep, config, names, runtime_for(deployment))
+    return _frontend_messages(dep, config, names, rt)
 
 
-def frontend_states(deployment: str) -> dict[str, str]:
+def frontend_states(deployment: str, rt: live.Runtime | None) -> dict[str, str]:
     """Each frontend's current state, for the replay at the start of WatchEvents."""
-    rt = runtime_for(deployment)
     if rt is not None:
         return {n: f.state for n, f in sorted(rt.frontends().items())}
     dep = get_deployment(deployment)
@@ -98,7 +92,7 @@ def frontend_states(deployment: str) -> dict[str, str]:
     }
 
 
-def backends(deployment: str, name: str | None = None) -> list[pb.Backend]:
+def backends(deployment: str, rt: live.Runtime | None, name: str | None = None) -> list[pb.Backend]:
     """Every backend (sorted by name) with its transition history, or the one called `name`."""
     dep = get_deployment(deployment)
     query = dep.backends.select_related("healthcheck", "state").order_by("name")
@@ -116,7 +110,6 @@ def backends(deployment: str, name: str | None = None) -> list[pb.Backend]:
     )
     for backend_id, frontend in pairs:
         used[backend_id].add(frontend)
-    rt = runtime_for(deployment)
     blive = rt.backends(b.name for b in rows) if rt is not None else {}
     return [
         convert.backend(b, _state_row(b), history[b.pk], used[b.pk], blive.get(b.name))

@@ -80,6 +80,7 @@ async def start_server(
     program: str = "grpcserver",
     watch_queue: int = bus.SUBSCRIBER_QUEUE,
     vpp: Any = None,
+    runtime: Any = None,
     max_watchers: int = MAX_WATCHERS,
     max_calls: int = MAX_CALLS,
     check_paths: tuple[str, ...] = (),
@@ -108,6 +109,7 @@ async def start_server(
         program=program,
         watch_queue=watch_queue,
         vpp=vpp,
+        runtime=runtime,
         max_watchers=max_watchers,
         check_paths=check_paths,
     )

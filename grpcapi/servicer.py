@@ -62,11 +62,14 @@ class MaglevServicer(pb_grpc.MaglevServicer):
         program: str = "grpcserver",
         watch_queue: int = bus.SUBSCRIBER_QUEUE,
         vpp: Any = None,
+        runtime: Any = None,
         max_watchers: int = 64,
         check_paths: tuple[str, ...] = (),
     ) -> None:
         self.deployment = deployment
-        # VPP for when no runtime runs in this process (grpcapi.vppview.StandaloneVpp).
+        # The probe runtime of this process (embedded maglevd), or None (beside the workers),
+        # and then VPP over a connection of this server's own (grpcapi.vppview.StandaloneVpp).
+        self.runtime = runtime
         self.vpp = vpp
         self.program = program
         self.watch_queue = watch_queue
@@ -133,20 +136,20 @@ class MaglevServicer(pb_grpc.MaglevServicer):
     # -- frontends, backends, healthchecks -------------------------------------------------------
 
     async def ListFrontends(self, request: Any, context: Any) -> pb.ListFrontendsResponse:
-        items = await self._run(context, reads.frontends, self.deployment)
+        items = await self._run(context, reads.frontends, self.deployment, self.runtime)
         return pb.ListFrontendsResponse(frontends=items)
 
     async def GetFrontend(self, request: Any, context: Any) -> pb.Frontend:
         name = await self._name(context, request.name, "frontend")
-        return (await self._run(context, reads.frontends, self.deployment, name))[0]
+        return (await self._run(context, reads.frontends, self.deployment, self.runtime, name))[0]
 
     async def ListBackends(self, request: Any, context: Any) -> pb.ListBackendsResponse:
-        items = await self._run(context, reads.backends, self.deployment)
+        items = await self._run(context, reads.backends, self.deployment, self.runtime)
         return pb.ListBackendsResponse(backends=items)
 
     async def GetBackend(self, request: Any, context: Any) -> pb.Backend:
         name = await self._name(context, request.name, "backend")
-        return (await self._run(context, reads.backends, self.deployment, name))[0]
+        return (await self._run(context, reads.backends, self.deployment, self.runtime, name))[0]
 
     async def ListHealthChecks(self, request: Any, context: Any) -> pb.ListHealthChecksResponse:
         items = await self._run(context, reads.healthchecks, self.deployment)
@@ -164,7 +167,7 @@ class MaglevServicer(pb_grpc.MaglevServicer):
         state = await self._run(
             context, services.set_backend_intent, self.deployment, name, action, actor
         )
-        backend = (await self._run(context, reads.backends, self.deployment, name))[0]
+        backend = (await self._run(context, reads.backends, self.deployment, self.runtime, name))[0]
         return pb.BackendActionResponse(state=convert.backend_state(state.value), backend=backend)
 
     async def PauseBackend(self, request: Any, context: Any) -> pb.BackendActionResponse:
@@ -197,14 +200,16 @@ class MaglevServicer(pb_grpc.MaglevServicer):
             actor,
             flush=r.flush,
         )
-        frontend = (await self._run(context, reads.frontends, self.deployment, r.frontend))[0]
+        frontend = (
+            await self._run(context, reads.frontends, self.deployment, self.runtime, r.frontend)
+        )[0]
         return pb.SetFrontendPoolBackendWeightResponse(frontend=frontend)
 
     # -- events --------------------------------------------------------------------------------
 
     async def WatchEvents(self, request: Any, context: Any) -> AsyncIterator[pb.Event]:
         async def replay() -> dict[str, str]:
-            return await self._run(context, reads.frontend_states, self.deployment)
+            return await self._run(context, reads.frontend_states, self.deployment, self.runtime)
 
         if self.watchers >= self.max_watchers:
             await self._abort(
@@ -277,7 +282,7 @@ class MaglevServicer(pb_grpc.MaglevServicer):
     # -- VPP -----------------------------------------------------------------------------------
 
     async def _vpp(self, context: Any, call: Callable[[Any], T]) -> T:
-        rt = reads.runtime_for(self.deployment) or self.vpp
+        rt = self.runtime or self.vpp
         if rt is None:
             await self._abort(context, grpc.StatusCode.UNAVAILABLE, NO_RUNTIME)
         return await self._run(context, call, rt)
@@ -312,7 +317,7 @@ class MaglevServicer(pb_grpc.MaglevServicer):
             version=VERSION,
             commit=commit,
             deployment=self.deployment,
-            runtime=reads.runtime_for(self.deployment) is not None,
+            runtime=self.runtime is not None,
         )
 
 

@@ -14,7 +14,7 @@ app.autodiscover_tasks()
 
 
 def _add_runtime_step() -> None:
-    from health.worker import RuntimeStep
+    from maglev_site.worker import RuntimeStep
 
     app.steps["worker"].add(RuntimeStep)
 

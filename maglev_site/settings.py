@@ -95,6 +95,7 @@ INSTALLED_APPS = [
     "dataplane",
     "grpcapi",
     "frontend",
+    "maglev_site",  # the composition root, last: it builds on the apps above
 ]
 
 MIDDLEWARE = [

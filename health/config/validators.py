@@ -154,12 +154,37 @@ def header_value(v: Any) -> str:
     return value
 
 
+def compile_re2(pattern: str) -> Any:
+    """`pattern` compiled by RE2, the linear-time engine the probes search bodies with (a
+    backtracking engine would let `(a+)+$` hold the probe loop); ValueError naming what RE2
+    lacks when it refuses the pattern."""
+    try:
+        import re2
+    except ImportError:
+        raise ValueError(
+            "expect-body needs the google-re2 package (pip install google-re2)"
+        ) from None
+    options = re2.Options()
+    options.log_errors = False  # RE2 would print refused patterns on stderr
+    options.never_capture = True  # only whether it matches
+    try:
+        return re2.compile(pattern.encode("utf-8"), options)
+    except re2.error as exc:
+        reason = exc.args[0].decode(errors="replace") if exc.args else str(exc)
+        raise ValueError(
+            f"expect-body {pattern!r} is not supported by RE2 (the linear-time engine probes "
+            f"use): {reason}; lookaround, backreferences, \\Z, possessive or atomic groups "
+            "and repetitions over 1000 are not available"
+        ) from None
+
+
 def regex(v: Any) -> str:
     pattern = text(v)
     try:
         re.compile(pattern)
     except re.error as exc:
         raise ValueError(f"regular expression {pattern!r} does not compile: {exc}") from None
+    compile_re2(pattern)
     return pattern
 
 

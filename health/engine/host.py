@@ -135,5 +135,4 @@ def host_runtime(
     register_collector()
     persister.start()
     runtime.start()
-    live.register(runtime)
     return hosted

@@ -23,15 +23,11 @@ import socket
 import ssl
 from typing import Final
 
+from health.config import validators
 from health.config.spec import CheckType, HealthcheckSpec
 from health.probes.poller import Poller
 from health.probes.result import L7OK, L7RSP, L7STS, L7TOUT
 from health.probes.stream import REPLY, Done, StreamCheck
-
-try:
-    import re2
-except ImportError:  # the probes without a body regex work without it
-    re2 = None
 
 VERSION: Final = "0.1.0"  # sent as User-Agent: vpp-maglev/VERSION unless the caller passes one
 USER_AGENT_PRODUCT: Final = "vpp-maglev"
@@ -69,20 +65,7 @@ class BodyRegex:
     __slots__ = ("_re", "pattern")
 
     def __init__(self, pattern: str) -> None:
-        if re2 is None:
-            raise ValueError("expect-body needs the google-re2 package (pip install google-re2)")
-        options = re2.Options()
-        options.log_errors = False  # RE2 would print refused patterns on stderr
-        options.never_capture = True  # only whether it matches
-        try:
-            self._re = re2.compile(pattern.encode("utf-8"), options)
-        except re2.error as exc:
-            reason = exc.args[0].decode(errors="replace") if exc.args else str(exc)
-            raise ValueError(
-                f"expect-body {pattern!r} is not supported by RE2 (the linear-time engine "
-                f"probes use): {reason}; lookaround, backreferences, \\Z, possessive or "
-                "atomic groups and repetitions over 1000 are not available"
-            ) from None
+        self._re = validators.compile_re2(pattern)
         self.pattern = pattern
 
     def search(self, body: bytes | bytearray) -> bool:

@@ -308,11 +308,14 @@ class FakeRuntime:
 
 
 @pytest.fixture
-def fake_runtime() -> Iterator[FakeRuntime]:
-    rt = FakeRuntime()
-    live.register(rt)
-    yield rt
-    live.register(None)
+def fake_runtime() -> FakeRuntime:
+    return FakeRuntime()
+
+
+@pytest.fixture
+def runtime_server(serve: Any, imported: Path, fake_runtime: FakeRuntime) -> Served:
+    """A server whose process runs `fake_runtime` (as maglevd's runs the real one)."""
+    return serve(runtime=fake_runtime)
 
 
 # -- a grpcserver subprocess with its own database -------------------------------------------------

@@ -223,7 +223,9 @@ def test_grpcserver_stops_cleanly_on_a_signal(tmp_path, sig):
 
 
 def test_grpcserver_refuses_a_busy_port(cli_server):
-    r = manage(cli_server.env, "grpcserver", "--grpc-addr", cli_server.address)
+    # With the same token as the running server: a second server must not leave a token file.
+    env = {**cli_server.env, "MAGLEV_GRPC_TOKEN": TOKEN}
+    r = manage(env, "grpcserver", "--grpc-addr", cli_server.address)
     assert r.returncode == 1
     assert f"cannot listen on {cli_server.address}" in r.stderr
 

@@ -270,22 +270,22 @@ def test_vpp_calls_are_unavailable_without_a_runtime(server, method, request_typ
     assert "no maglev runtime runs in its process" in details
 
 
-def test_vpp_calls_are_unavailable_when_vpp_is_not_connected(server, fake_runtime):
+def test_vpp_calls_are_unavailable_when_vpp_is_not_connected(runtime_server, fake_runtime):
     fake_runtime.vpp = False
-    assert code_of(server.stub.GetVPPInfo, pb.GetVPPInfoRequest()) == (
+    assert code_of(runtime_server.stub.GetVPPInfo, pb.GetVPPInfoRequest()) == (
         grpc.StatusCode.UNAVAILABLE,
         "VPP is not connected (retrying every 5s)",
     )
 
 
-def test_vpp_calls_through_the_runtime(server, fake_runtime):
-    info = server.stub.GetVPPInfo(pb.GetVPPInfoRequest())
+def test_vpp_calls_through_the_runtime(runtime_server, fake_runtime):
+    info = runtime_server.stub.GetVPPInfo(pb.GetVPPInfoRequest())
     assert info.connected
     assert info.version.startswith("25.10")
     assert info.pid == 4242
     assert info.boot_time.seconds > 0
     assert info.connect_time.seconds > info.boot_time.seconds
-    state = server.stub.GetVPPLBState(pb.GetVPPLBStateRequest())
+    state = runtime_server.stub.GetVPPLBState(pb.GetVPPLBStateRequest())
     assert state.conf.ip4_src_address == "192.0.2.1"
     assert state.conf.flow_timeout == 40
     (vip,) = state.vips
@@ -296,34 +296,34 @@ def test_vpp_calls_through_the_runtime(server, fake_runtime):
         ("web2", 50, 350),
         ("", 0, 0),
     ]
-    counters = server.stub.GetVPPLBCounters(pb.GetVPPLBCountersRequest())
+    counters = runtime_server.stub.GetVPPLBCounters(pb.GetVPPLBCountersRequest())
     (c,) = counters.vips
     assert (c.frontend, c.next_packet, c.first_packet, c.untracked_packet) == ("www", 1000, 10, 1)
-    r = server.stub.SyncVPPLBState(pb.SyncVPPLBStateRequest(frontend="www"))
+    r = runtime_server.stub.SyncVPPLBState(pb.SyncVPPLBStateRequest(frontend="www"))
     assert list(r.frontends) == ["www"]
     assert r.operations == 3
     assert r.summary == "3 operations"
-    r = server.stub.SyncVPPLBState(pb.SyncVPPLBStateRequest())
+    r = runtime_server.stub.SyncVPPLBState(pb.SyncVPPLBStateRequest())
     assert list(r.frontends) == []  # all of them
     assert fake_runtime.synced == ["www", None]
-    code, _ = code_of(server.stub.SyncVPPLBState, pb.SyncVPPLBStateRequest(frontend="nope"))
+    code, _ = code_of(runtime_server.stub.SyncVPPLBState, pb.SyncVPPLBStateRequest(frontend="nope"))
     assert code == grpc.StatusCode.NOT_FOUND
 
 
-def test_live_state_wins_over_the_database(server, fake_runtime):
-    www = server.stub.GetFrontend(pb.GetFrontendRequest(name="www"))
+def test_live_state_wins_over_the_database(runtime_server, fake_runtime):
+    www = runtime_server.stub.GetFrontend(pb.GetFrontendRequest(name="www"))
     assert www.state == pb.FRONTEND_STATE_UP
     assert www.active_pool == 0
     web1, web2 = www.pools[0].backends
     assert (web1.state, web1.effective_weight, web1.vpp_buckets) == (pb.BACKEND_STATE_UP, 100, 1024)
     assert (web2.state, web2.effective_weight, web2.flush) == (pb.BACKEND_STATE_DOWN, 0, True)
-    b = server.stub.GetBackend(pb.GetBackendRequest(name="web1"))
+    b = runtime_server.stub.GetBackend(pb.GetBackendRequest(name="web1"))
     assert b.counter == 4
     assert b.last_probe.code == "L7OK"
     assert b.last_probe.ok
     assert b.last_probe.latency.ToMilliseconds() == 12
     assert [t.reason for t in b.transitions] == ["L7OK"]
-    assert server.stub.GetVersion(pb.GetVersionRequest()).runtime
+    assert runtime_server.stub.GetVersion(pb.GetVersionRequest()).runtime
 
 
 # -- version, reflection, health -----------------------------------------------------------------

@@ -50,8 +50,8 @@ def test_a_new_stream_first_replays_every_frontend_state(server):
     assert all(e.deployment == "default" and e.at.seconds > 0 for e in replay)
 
 
-def test_replay_comes_from_the_runtime_when_one_runs(server, fake_runtime):
-    stream = open_stream(server.stub, frontends=["www"])
+def test_replay_comes_from_the_runtime_when_one_runs(runtime_server, fake_runtime):
+    stream = open_stream(runtime_server.stub, frontends=["www"])
     (e,) = take(stream, 1)
     stream.cancel()
     assert (e.frontend.frontend, e.frontend.to) == ("www", pb.FRONTEND_STATE_UP)

@@ -1,14 +1,16 @@
 """`maglevd`: the whole control plane in one process (the embedded default).
 
-It checks and imports the config file (which then owns the config), applies the schema,
-creates an admin login on first run, and serves admin, /metrics and the dashboard on --listen.
-`--check` only validates the file: exit 0 valid, 1 structure, 2 semantic. SIGHUP reloads the
-file; a bad file changes nothing. SIGTERM/SIGINT stop cleanly.
+Who edits the config is chosen with --config: a file (which then owns the config: it is
+checked and imported at start and on SIGHUP, and admin shows it read-only), or nothing
+(`--config ''`), and then admin is the editor: maglevd serves what the database holds and
+applies admin's edits live. It applies the schema, creates an admin login on first run, and
+serves admin, /metrics and the dashboard on --listen. `--check` only validates the file: exit 0
+valid, 1 structure, 2 semantic. SIGTERM/SIGINT stop cleanly. The parts are put together by the
+composition root (maglev_site/compose.py).
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import signal
@@ -21,15 +23,12 @@ from django.conf import settings
 from django.core.management.base import CommandError, CommandParser
 from django.db import connection as db_connection
 
-from dataplane.hosting import attach_dataplane, start_simulator
-from grpcapi.server import ServerThread, options_from_settings
-from health import bootstrap, services
+from health import bootstrap, live, services
 from health.config import EXIT_OK, ConfigError
-from health.demo import DemoBackends
-from health.engine.host import host_runtime
 from health.errors import ServiceError
 from health.management.base import MaglevCommand
 from health.models import Deployment, Door
+from maglev_site.compose import Embedded, EmbeddedOptions
 
 log = logging.getLogger("maglev.daemon")
 
@@ -48,7 +47,13 @@ class Command(MaglevCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         s = settings
-        self.env_flag(parser, "--config", "MAGLEV_CONFIG", s.MAGLEV_CONFIG, "maglev.yaml to load")
+        self.env_flag(
+            parser,
+            "--config",
+            "MAGLEV_CONFIG",
+            s.MAGLEV_CONFIG,
+            "maglev.yaml to load and follow; '' to serve the database, edited in admin",
+        )
         parser.add_argument(
             "--check", action="store_true", help="validate --config and exit: 0 ok, 1, 2"
         )
@@ -100,9 +105,14 @@ class Command(MaglevCommand):
         logging.getLogger("maglev").setLevel(opts["log_level"].upper())
         path = opts["config"]
         if opts["check"]:
+            if not path:
+                raise CommandError("--check needs a file: --config FILE")
             sys.exit(self._check(path))
         bootstrap.migrate_quietly()
-        self._import(path, opts["deployment"])
+        if path:
+            self._import(path, opts["deployment"])
+        else:
+            self._admin_edits(opts["deployment"])
         password = bootstrap.ensure_admin_user() if opts["create_admin"] else None
         host, port = split_listen(opts["listen"])
         if password:
@@ -113,59 +123,48 @@ class Command(MaglevCommand):
                     "`python manage.py changepassword admin`."
                 )
             )
-        stack = contextlib.ExitStack()
-        with stack:
-            if opts["demo"]:
-                stack.callback(self._start_demo(opts["deployment"], opts["demo_chaos"]).stop)
-            api, stats = opts["vpp_api_addr"], opts["vpp_stats_addr"]
-            if opts["vppsim"]:
-                sim = start_simulator(Path(settings.DATA_DIR) / "vppsim")
-                stack.callback(sim.stop)
-                api, stats = sim.api_socket, sim.stats_socket
-                self.stdout.write(f"vpp:     simulator on {api} (stats {stats})")
-            hosted = host_runtime(opts["deployment"])
-            stack.callback(hosted.close)
-            dataplane = attach_dataplane(hosted.runtime, api, stats)
-            if dataplane is not None:
-                stack.callback(dataplane.stop)
-            grpc = self._start_grpc(opts["grpc_addr"], opts["deployment"])
-            stack.callback(grpc.stop)
+        daemon = Embedded(
+            EmbeddedOptions(
+                deployment=opts["deployment"],
+                grpc_addr=opts["grpc_addr"],
+                vpp_api_addr=opts["vpp_api_addr"],
+                vpp_stats_addr=opts["vpp_stats_addr"],
+                data_dir=Path(settings.DATA_DIR),
+                vppsim=opts["vppsim"],
+                demo=opts["demo"],
+                demo_chaos=opts["demo_chaos"],
+                tls_cert=os.environ.get("MAGLEV_GRPC_TLS_CERT") or None,
+                tls_key=os.environ.get("MAGLEV_GRPC_TLS_KEY") or None,
+            )
+        )
+        try:
+            daemon.start()
+        except Exception as exc:
+            raise CommandError(f"cannot start: {exc}") from None
+        try:
+            live.register(daemon.runtime)  # for /metrics and the Celery tasks of this process
+            for line in daemon.lines:
+                self.stdout.write(line)
             self.stdout.write(f"admin:   http://{opts['listen']}/admin/")
             self.stdout.write(f"metrics: http://{opts['listen']}/metrics")
             self.stdout.write(
                 f"grpc:    {opts['grpc_addr']} (maglevc --server {opts['grpc_addr']})"
             )
+            self.stdout.write(
+                f"config:  {path} (SIGHUP reloads it)" if path else "config:  edited in admin"
+            )
             self._install_reload(opts["deployment"], path)
             self._serve(host, port)
+        finally:
+            live.register(None)
+            daemon.close()
 
-    def _start_grpc(self, addr: str, deployment: str) -> ServerThread:
-        try:
-            server = ServerThread(
-                addr,
-                deployment=deployment,
-                **options_from_settings(),
-                tls_cert=os.environ.get("MAGLEV_GRPC_TLS_CERT") or None,
-                tls_key=os.environ.get("MAGLEV_GRPC_TLS_KEY") or None,
-                program="maglevd",
-            )
-            server.start()
-        except Exception as exc:
-            raise CommandError(f"cannot serve gRPC on {addr}: {exc}") from None
-        return server
-
-    def _start_demo(self, deployment: str, chaos: bool) -> DemoBackends:
-        """Demo servers on the config's 127.0.100.x backend addresses."""
-        dep = Deployment.objects.get(name=deployment)
-        addresses = sorted(
-            {b.address for b in dep.backends.all() if b.address.startswith("127.0.100.")}
-        )
-        demo = DemoBackends(addresses, chaos=chaos)
-        demo.start()
-        self.stdout.write(
-            f"demo backends: {', '.join(addresses)} on port {demo.port}; take one down with "
-            f"`curl -X POST http://{addresses[0] if addresses else '127.0.100.1'}:{demo.port}/down`"
-        )
-        return demo
+    def _admin_edits(self, deployment: str) -> None:
+        """No file: admin edits what the database holds (a file that owned it lets go)."""
+        dep, _ = Deployment.objects.get_or_create(name=deployment)
+        if dep.config_file:
+            services.release_config_to_admin(deployment, services.Actor("maglevd", Door.COMMAND))
+            self.stdout.write(f"config:  {dep.config_file} no longer owns the config; admin does")
 
     def _check(self, path: str) -> int:
         try:
@@ -189,6 +188,13 @@ class Command(MaglevCommand):
         self.stdout.write(f"config {path}: {summary}")
 
     def _install_reload(self, deployment: str, path: str) -> None:
+        if not path:
+            signal.signal(
+                signal.SIGHUP,
+                lambda *_: log.warning("SIGHUP ignored: no config file; admin edits apply live"),
+            )
+            return
+
         def reload() -> None:
             actor = services.Actor("SIGHUP", Door.SIGNAL)
             try:

@@ -14,8 +14,9 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import CommandError, CommandParser
 
-from grpcapi.server import ServerError, bridge_events, options_from_settings, start_server
+from grpcapi.server import ServerError
 from health.management.base import MaglevCommand
+from maglev_site.compose import grpc_only
 
 
 class Command(MaglevCommand):
@@ -54,25 +55,15 @@ class Command(MaglevCommand):
             raise CommandError(str(exc)) from None
 
     async def _serve(self, opts: dict[str, Any]) -> None:
-        vpp = None
-        if opts["vpp_api_addr"]:
-            from grpcapi.vppview import StandaloneVpp
-
-            vpp = StandaloneVpp(opts["deployment"], opts["vpp_api_addr"], opts["vpp_stats_addr"])
-        running = await start_server(
+        running, stops = await grpc_only(
             opts["grpc_addr"],
-            deployment=opts["deployment"],
-            **options_from_settings(opts["token"] or None),
+            opts["deployment"],
+            token=opts["token"] or None,
             tls_cert=opts["tls_cert"] or None,
             tls_key=opts["tls_key"] or None,
-            program=self.program,
-            vpp=vpp,
+            vpp_api_addr=opts["vpp_api_addr"],
+            vpp_stats_addr=opts["vpp_stats_addr"],
         )
-        bridge = None
-        if settings.REDIS_URL:  # the runtime runs in another process: take its events
-            from channels.layers import get_channel_layer
-
-            bridge = asyncio.create_task(bridge_events(get_channel_layer()))
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -87,8 +78,6 @@ class Command(MaglevCommand):
         self.stdout.flush()
         await stop.wait()
         self.stdout.write("stopping")
-        if bridge is not None:
-            bridge.cancel()
         await running.stop()
-        if vpp is not None:
-            vpp.close()
+        for stop_part in stops:
+            stop_part()

@@ -139,17 +139,25 @@ def desired_state(
     *,
     overrides: Mapping[str, Mapping[tuple[str, str], int]] | None = None,
     slow_start: Mapping[str, float] | None = None,
+    weights: Mapping[str, FrontendWeights] | None = None,
 ) -> DesiredState:
     """Every frontend's VIP plus the global conf.
 
-    `overrides`: frontend name → (pool, backend) → operator weight.
-    `slow_start`: backend name → ramp fraction (see `frontend_weights`).
+    `weights`: frontend name → the weights the runtime computed (it owns them: ramps and
+    overrides included); frontends missing there are computed from `states`, `overrides`
+    (frontend name → (pool, backend) → operator weight) and `slow_start` (backend name → ramp
+    fraction, see `frontend_weights`).
     """
     overrides = overrides or {}
+    known = weights or {}
     vips: dict[VipKey, DesiredVip] = {}
     for frontend in config.frontends.values():
-        weights = frontend_weights(frontend, states, overrides.get(frontend.name), slow_start)
-        vip = desired_vip(frontend, config.backends, states, weights)
+        weights_of = known.get(frontend.name)
+        if weights_of is None:
+            weights_of = frontend_weights(
+                frontend, states, overrides.get(frontend.name), slow_start
+            )
+        vip = desired_vip(frontend, config.backends, states, weights_of)
         if vip.key in vips:
             raise ValueError(
                 f"frontends {vips[vip.key].frontend} and {frontend.name} share {vip.key}"

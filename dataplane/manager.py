@@ -206,7 +206,13 @@ class Dataplane:
         dump = dump_lb(api)
         self._actual = to_actual(dump)
         config = self.runtime.config
-        desired = desired_state(config, self.runtime.states(), overrides=self.runtime.overrides)
+        # The runtime's own weights (slow-start ramps and overrides included): one computation.
+        desired = desired_state(
+            config,
+            self.runtime.states(),
+            overrides=self.runtime.overrides,
+            weights=self.runtime.weights(),
+        )
         if self.others_vips is not None:
             # Sharded: VIPs of other shards are left as VPP has them (their owners write them);
             # only VIPs that no frontend of the whole config has count as stale.

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from health import events, live
+from health.checker import slowstart
 from health.checker.counter import HealthCounter, StateError, Transition
 from health.checker.states import FrontendState, State
 from health.checker.timing import first_delay, next_delay, spread_start
@@ -64,6 +65,12 @@ class Runner:
     last_probe_at: float | None = None
     last: ProbeResult | None = None
     since: float | None = None
+    # The last state other than unknown: a backend that comes up from anything but `up`
+    # (down, paused, disabled, new) ramps its weight up (slow start); one that was up before
+    # a restart or a reload does not, so a restart changes nothing in VPP.
+    settled: State | None = None
+    ramp_start: float | None = None  # when its slow-start ramp began (None: not ramping)
+    ramp_timer: asyncio.TimerHandle | None = None
 
     def live(self) -> live.BackendLive:
         m, last = self.machine, self.last
@@ -149,6 +156,7 @@ class Runtime:
         self._weights: dict[str, FrontendWeights] = {}
         self._users: dict[str, set[str]] = {}  # backend → frontends that use it
         self._states = StatesView(self._runners)
+        self._ramping: set[str] = set()  # backends in their slow-start ramp
         self._dirty: set[str] = set()  # frontends to recompute at the end of this loop turn
         self._dirty_flush: set[str] = set()
         self.frontend_listeners: list[FrontendListener] = []
@@ -264,6 +272,7 @@ class Runtime:
             machine=machine,
             history=deque(restored.history if restored else (), self.config.transition_history),
             since=restored.since if restored else None,
+            settled=_settled(restored.history) if restored else None,
         )
         if restored and restored.disabled:
             machine.disable("restored")
@@ -413,6 +422,55 @@ class Runtime:
         planned = self.loop.time() + delay
         self._wheel.add(planned, (r, r.generation, planned))
 
+    def _end_ramp(self, r: Runner) -> None:
+        r.ramp_start = None
+        self._ramping.discard(r.spec.name)
+        if r.ramp_timer is not None:
+            r.ramp_timer.cancel()
+            r.ramp_timer = None
+
+    def _ramp_step(self, r: Runner) -> None:
+        r.ramp_timer = None
+        affected = self._users.get(r.spec.name, set())
+        if affected and r.ramp_start is not None:
+            if not self._dirty and self.loop is not None:
+                self.loop.call_soon(self._flush_frontends)
+            self._dirty |= affected
+
+    def _ramp_fractions(self, spec: FrontendSpec) -> dict[str, float] | None:
+        """Backend → fraction of its weight, for the backends of `spec` in their ramp; arms
+        each one's timer for its next step."""
+        if not self._ramping:
+            return None
+        now = self._clock()
+        out: dict[str, float] = {}
+        for name in spec.backend_names():
+            if name not in self._ramping:
+                continue
+            r = self._runners.get(name)
+            if r is None or r.ramp_start is None:
+                continue
+            fraction, wait = slowstart.ramp(now - r.ramp_start, r.check.slow_start)
+            if wait is None:
+                self._end_ramp(r)
+                continue
+            out[name] = fraction
+            if r.ramp_timer is None and self.loop is not None:
+                r.ramp_timer = self.loop.call_later(wait, self._ramp_step, r)
+        return out or None
+
+    def ramps(self) -> dict[str, float]:
+        """Backend → the fraction of its weight its slow-start ramp allows now (any thread)."""
+        now = self._clock()
+        out = {}
+        for name in list(self._ramping):
+            r = self._runners.get(name)
+            if r is not None and r.ramp_start is not None:
+                fraction, wait = slowstart.ramp(now - r.ramp_start, r.check.slow_start)
+                if wait is not None:
+                    out[name] = fraction
+        return out
+
     def _cancel(self, r: Runner) -> None:
         r.generation += 1  # the queued probe, if any, is skipped when its tick comes
         if r.running is not None:  # its result would be dropped: free the socket now
@@ -471,6 +529,14 @@ class Runtime:
         now = self._clock()
         name = r.spec.name
         r.since = now
+        if change.to_state is State.UP:
+            if r.check.slow_start > 0 and r.settled is not State.UP:
+                r.ramp_start = now
+                self._ramping.add(r.spec.name)
+        elif r.ramp_start is not None:
+            self._end_ramp(r)
+        if change.to_state is not State.UNKNOWN:
+            r.settled = change.to_state
         frm, to = change.from_state.value, change.to_state.value
         r.history.appendleft({"from": frm, "to": to, "at": now, "reason": change.reason})
         # The failover path first: the frontends and the dataplane, in this thread, at the end
@@ -512,7 +578,7 @@ class Runtime:
             spec: FrontendSpec | None = self.config.frontends.get(name)
             if spec is None:
                 continue
-            w = frontend_weights(spec, states, self.overrides.get(name))
+            w = frontend_weights(spec, states, self.overrides.get(name), self._ramp_fractions(spec))
             self._weights[name] = w
             old = self._frontends.get(name)
             self._frontends[name] = live.FrontendLive(
@@ -594,3 +660,15 @@ class Runtime:
 
     def sync(self, frontend: str | None = None) -> dict[str, Any]:
         return self._dataplane().sync(frontend)
+
+
+def _settled(history: list[dict[str, Any]]) -> State | None:
+    """The newest state other than unknown in a backend's history (newest first)."""
+    for t in history:
+        to = t.get("to")
+        if to and to != State.UNKNOWN.value:
+            try:
+                return State(to)
+            except ValueError:
+                return None
+    return None

@@ -5,6 +5,7 @@ in another process reaches the worker that probes the backend."""
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -309,3 +310,67 @@ def test_forged_broker_messages_change_nothing_and_are_logged(cluster):
     text = log.read_text()
     assert "unexpected keyword argument 'audit_days'" in text or "audit_days" in text
     assert vpp_weights(cluster)["198.51.100.2/32"][ADDRESSES[3]] == 100
+
+
+ADMIN_EDIT = """
+from django.contrib.auth.models import User
+from django.test import Client
+from health import services
+from health.models import Backend, Deployment, Healthcheck, Pool, PoolMember
+services.release_config_to_admin('default', services.Actor('alice', 'admin'))  # admin edits
+user = User.objects.create_superuser('alice', password='s3cret-pass-for-tests')
+c = Client(HTTP_HOST='127.0.0.1')
+c.force_login(user)
+dep = Deployment.objects.get()
+r = c.post('/admin/health/backend/add/', {
+    'deployment': dep.pk, 'name': 'b9', 'address': '127.0.102.9',
+    'healthcheck': Healthcheck.objects.get().pk,
+    'transitions-TOTAL_FORMS': 0, 'transitions-INITIAL_FORMS': 0})
+assert r.status_code == 302, r.content[:2000]
+pool = Pool.objects.get(frontend__name='f0')
+rows = list(pool.members.order_by('position'))
+data = {'frontend': pool.frontend_id, 'name': pool.name, 'position': pool.position,
+        'members-TOTAL_FORMS': len(rows) + 1, 'members-INITIAL_FORMS': len(rows),
+        'members-MIN_NUM_FORMS': 0, 'members-MAX_NUM_FORMS': 1000}
+for i, m in enumerate(rows):
+    data.update({f'members-{i}-id': m.pk, f'members-{i}-pool': pool.pk,
+                 f'members-{i}-backend': m.backend_id, f'members-{i}-position': m.position,
+                 f'members-{i}-weight': m.weight})
+n = len(rows)
+data.update({f'members-{n}-pool': pool.pk, f'members-{n}-backend': Backend.objects.get(name='b9').pk,
+             f'members-{n}-position': 9, f'members-{n}-weight': 100})
+r = c.post(f'/admin/health/pool/{pool.pk}/change/', data)
+assert r.status_code == 302, r.content[:3000]
+print('edited')
+"""
+
+
+def test_an_admin_edit_in_another_process_reaches_the_worker(cluster):
+    extra = DemoBackends(["127.0.102.9"], port=PORT, chaos=False)
+    extra.start()
+    try:
+        _admin_edit_reaches_the_worker(cluster, extra)
+    finally:
+        extra.stop()
+
+
+def _admin_edit_reaches_the_worker(cluster, extra):
+    cluster.start_worker("w1")
+    wait_for(lambda: set(db_states(cluster).values()) == {"up"}, 60, "all backends up")
+    done = cluster.python(ADMIN_EDIT)
+    assert done.returncode == 0, done.stderr
+    t0 = time.monotonic()
+    b9 = extra.backends["127.0.102.9"]
+    wait_for(lambda: b9.requests > 0, 5, "the worker probing b9")
+    probed_after = time.monotonic() - t0
+    wait_for(
+        lambda: vpp_weights(cluster).get("198.51.100.1/32", {}).get("127.0.102.9") == 100,
+        10,
+        "b9 in VPP",
+    )
+    assert probed_after < 2.0, f"b9 first probed {probed_after:.1f} s after the edit"
+    # The worker logs transitions with their fields, like every other process.
+    log = (cluster.tmp / "w1.log").read_text()
+    assert re.search(r"backend-transition backend=b9 from=unknown to=up reason=L7OK", log), log[
+        -3000:
+    ]

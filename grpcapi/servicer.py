@@ -300,7 +300,11 @@ class MaglevServicer(pb_grpc.MaglevServicer):
         if frontend is not None:
             await self._name(context, frontend, "frontend")
             await self._run(context, reads.require_frontend, self.deployment, frontend)
-        result = await self._vpp(context, lambda rt: rt.sync(frontend))
+        actor = current_actor()
+        result = await self._vpp(
+            context,
+            lambda rt: services.sync_vpp(self.deployment, frontend, actor, rt.sync),
+        )
         return convert.sync_result(result or {}, frontend)
 
     async def GetVPPLBCounters(self, request: Any, context: Any) -> pb.VPPLBCounters:

@@ -12,7 +12,7 @@ import contextlib
 import logging
 import os
 import stat
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -288,6 +288,24 @@ def set_pool_weight(
         )
     )
     return member
+
+
+def sync_vpp(
+    deployment: str,
+    frontend: str | None,
+    actor: Actor,
+    run: Callable[[str | None], dict[str, Any]],
+) -> dict[str, Any]:
+    """Sync VPP for one frontend or all, audited with who asked. `run` is the sync of this
+    process's dataplane (or the request to the workers that own the shards)."""
+    dep = get_deployment(deployment)
+    with _audit(actor, "vpp-sync", frontend or "(all frontends)", dep) as detail:
+        if frontend is not None and not dep.frontends.filter(name=frontend).exists():
+            raise NotFound(f"frontend {frontend!r} does not exist")
+        result = run(frontend) or {}
+        detail["operations"] = result.get("operations", 0)
+    log.info("vpp-sync", extra={"frontend": frontend or "all", "by": str(actor)})
+    return result
 
 
 def _missing_member(dep: Deployment, frontend: str, pool: str, backend: str) -> str:

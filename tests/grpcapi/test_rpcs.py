@@ -308,6 +308,13 @@ def test_vpp_calls_through_the_runtime(runtime_server, fake_runtime):
     assert fake_runtime.synced == ["www", None]
     code, _ = code_of(runtime_server.stub.SyncVPPLBState, pb.SyncVPPLBStateRequest(frontend="nope"))
     assert code == grpc.StatusCode.NOT_FOUND
+    # A sync on request is audited with its caller, like every other change.
+    syncs = AuditEntry.objects.filter(action="vpp-sync").order_by("at", "id")
+    assert [(a.target, a.ok, a.door) for a in syncs] == [
+        ("www", True, "grpc"),
+        ("(all frontends)", True, "grpc"),
+    ]
+    assert syncs[0].detail["operations"] == 3
 
 
 def test_live_state_wins_over_the_database(runtime_server, fake_runtime):

@@ -54,12 +54,6 @@ class Warmup:
         """Known frontends still held back."""
         return frozenset() if self._ended else frozenset(self._pending)
 
-    def next_deadline(self) -> float | None:
-        """When to call `update` again even if no state changes; None once warmup has ended."""
-        if self._ended:
-            return None
-        return self._max_at if self._min_passed else self._min_at
-
     def update(
         self, frontends: Mapping[str, FrontendSpec], states: Mapping[str, State], now: float
     ) -> WarmupStep:

@@ -287,8 +287,6 @@ class DeploymentForm(forms.ModelForm):
         model = Deployment
         fields = (
             "name",
-            "vpp_api_socket",
-            "vpp_stats_socket",
             "ipv4_src_address",
             "ipv6_src_address",
             "sync_interval",
@@ -306,7 +304,7 @@ class DeploymentForm(forms.ModelForm):
 @admin.register(Deployment)
 class DeploymentAdmin(ConfigEditAdmin, FileOwnedMixin, GuardedAdmin):
     form = DeploymentForm
-    list_display = ("name", "config_owner", "vpp_api_socket", "probe_netns", "config_imported_at")
+    list_display = ("name", "config_owner", "probe_netns", "config_imported_at")
     actions = ("reload_from_file", "export_yaml", "release_to_admin")
     readonly_fields = ("config_file", "config_imported_at")
 

@@ -61,11 +61,10 @@ NAME = Rule("name")
 
 
 class Deployment(models.Model):
-    """One VPP load-balancer host: its sockets, lb global settings and probe namespace."""
+    """One VPP load-balancer host: its lb global settings and probe namespace (the VPP
+    sockets are the process's settings, MAGLEV_VPP_API_ADDR and MAGLEV_VPP_STATS_ADDR)."""
 
     name = models.CharField(max_length=64, unique=True, help_text=NAME_HELP, validators=[NAME])
-    vpp_api_socket = models.CharField(max_length=255, blank=True, default="/run/vpp/api.sock")
-    vpp_stats_socket = models.CharField(max_length=255, blank=True, default="/run/vpp/stats.sock")
     ipv4_src_address = models.GenericIPAddressField(protocol="IPv4", null=True, blank=True)
     ipv6_src_address = models.GenericIPAddressField(protocol="IPv6", null=True, blank=True)
     sync_interval = models.FloatField(
@@ -278,8 +277,6 @@ class BackendState(models.Model):
         max_length=10, choices=[(s.value, s.value) for s in State], default=State.UNKNOWN.value
     )
     counter = models.PositiveIntegerField(default=0)
-    paused = models.BooleanField(default=False)
-    disabled = models.BooleanField(default=False)
     since = models.DateTimeField(null=True, blank=True, help_text="time of the last transition")
     last_probe_at = models.DateTimeField(null=True, blank=True)
     last_ok = models.BooleanField(null=True)
@@ -287,16 +284,17 @@ class BackendState(models.Model):
     last_detail = models.CharField(max_length=255, blank=True)
     last_latency = models.FloatField(null=True, blank=True, help_text="seconds")
 
-    class Meta:
-        constraints = [
-            models.CheckConstraint(
-                condition=~Q(paused=True, disabled=True),
-                name="backendstate_not_paused_and_disabled",
-            )
-        ]
-
     def __str__(self) -> str:
         return f"{self.backend.name}: {self.state}"
+
+    # Operator intent is the state itself; these read it (no columns that could disagree).
+    @property
+    def paused(self) -> bool:
+        return self.state == State.PAUSED.value
+
+    @property
+    def disabled(self) -> bool:
+        return self.state == State.DISABLED.value
 
 
 class Transition(models.Model):

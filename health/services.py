@@ -228,8 +228,6 @@ def set_backend_intent(deployment: str, backend: str, action: str, actor: Actor)
         Transition.objects.create(
             backend=b, from_state=st.state, to_state=to.value, at=now, reason=f"{action} by {actor}"
         )
-        st.paused = to is State.PAUSED
-        st.disabled = to is State.DISABLED
         st.state = to.value
         st.since = now
         st.save()

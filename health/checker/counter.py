@@ -181,21 +181,6 @@ class HealthCounter:
             return None
         return self._move(State.REMOVED, reason)
 
-    def reconfigure(self, rise: int, fall: int) -> None:
-        """Apply new rise/fall (config reload) without a state change, keeping the progress
-        towards the threshold where it still fits."""
-        if rise < 1 or fall < 1:
-            raise ValueError(f"rise and fall must be >= 1 (got rise={rise}, fall={fall})")
-        failures_seen = self.maximum - self.counter
-        self.rise, self.fall = rise, fall
-        if self.state == State.UP:
-            # Failures seen so far still count towards the new fall.
-            self.counter = max(self.maximum - failures_seen, rise)
-        elif self.state == State.DOWN:
-            self.counter = min(self.counter, rise - 1)
-        else:
-            self.counter = rise - 1
-
     # -- helpers --------------------------------------------------------------------------------
 
     def _refuse(self, action: str, *states: State) -> None:

@@ -28,7 +28,6 @@ def test_nothing_is_released_before_the_min_delay_even_when_all_states_are_known
     )
     assert not w.released("web")
     assert w.pending() == {"web", "dns"}
-    assert w.next_deadline() == 105.0
 
 
 def test_after_the_min_delay_a_frontend_is_released_once_none_of_its_backends_is_unknown() -> None:
@@ -37,13 +36,11 @@ def test_after_the_min_delay_a_frontend_is_released_once_none_of_its_backends_is
     assert step == WarmupStep(frozenset({"web"}), ended=False)
     assert w.released("web")
     assert not w.released("dns")
-    assert w.next_deadline() == 130.0
     assert w.update(FRONTENDS, {"a": U, "b": D, "c": D}, now=107.0) == WarmupStep(
         frozenset({"dns"}), ended=True
     )
     assert w.ended
     assert w.pending() == frozenset()
-    assert w.next_deadline() is None
 
 
 def test_a_released_frontend_stays_released_when_a_backend_goes_back_to_unknown() -> None:
@@ -92,7 +89,6 @@ def test_both_delays_zero_disables_warmup() -> None:
     w = Warmup.from_lb(LbConf(startup_min_delay=0, startup_max_delay=0), start=100.0)
     assert w.ended
     assert w.released("web")
-    assert w.next_deadline() is None
     assert w.update(FRONTENDS, {}, now=100.0) == WarmupStep(frozenset(), False)
 
 

@@ -178,8 +178,6 @@ def rule_message(rule, value) -> str:
 def deployment_form(dep: Deployment, **changes) -> dict:
     data = {
         "name": dep.name,
-        "vpp_api_socket": dep.vpp_api_socket,
-        "vpp_stats_socket": dep.vpp_stats_socket,
         "ipv4_src_address": dep.ipv4_src_address or "",
         "ipv6_src_address": dep.ipv6_src_address or "",
         "sync_interval": dep.sync_interval,

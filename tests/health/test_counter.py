@@ -180,23 +180,6 @@ def test_a_restored_backend_keeps_its_state_and_counter():
         HealthCounter(0, 3)
 
 
-def test_reconfigure_keeps_the_state_and_the_failures_seen_so_far():
-    counter = settled(2, 3, State.UP)
-    counter.record(False, "L4CON")  # one failure towards fall=3
-    counter.reconfigure(rise=4, fall=5)
-    assert counter.state == State.UP
-    assert counter.counter == counter.maximum - 1
-    down = settled(3, 2, State.DOWN)
-    down.record(True, "L4OK")
-    down.record(True, "L4OK")
-    down.reconfigure(rise=2, fall=2)
-    assert down.counter == 1
-    assert down.record(True, "L4OK").to_state == State.UP
-
-
-# -- properties ---------------------------------------------------------------------------------
-
-
 @given(rise=thresholds, fall=thresholds, start=st.sampled_from([State.UP, State.DOWN]), seq=results)
 def test_the_counter_never_leaves_its_range(rise, fall, start, seq):
     counter = settled(rise, fall, start)

@@ -229,7 +229,7 @@ def diff(
             for blocker in sorted(set(blockers) - removed, key=VipKey.sort_key):
                 room += _remove_vip(actual.vips[blocker], "conflict")
                 removed.add(blocker)
-        if recreate:
+        if recreate and have is not None:
             recreations += _remove_vip(have, "recreate")
         if have is None or recreate:
             creations.append(AddVip(key, want.encap, want.src_ip_sticky, want.flow_table_length))

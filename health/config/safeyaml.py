@@ -17,6 +17,8 @@ The price: 0.22 s of CPU for the 10,000-backend file of bench/b8_reload.py, agai
 
 from __future__ import annotations
 
+from typing import Any
+
 import yaml
 from yaml.events import (
     AliasEvent,
@@ -82,7 +84,7 @@ def compose(
         loader.dispose()
 
 
-def _compose(loader: yaml.Loader, max_depth: int, max_nodes: int) -> Node | None:
+def _compose(loader: Any, max_depth: int, max_nodes: int) -> Node | None:
     get = loader.get_event
     resolve = loader.resolve
     # Plain scalars repeat a lot (`web`, `tcp`, `{}` keys): resolve each distinct one once.
@@ -92,7 +94,7 @@ def _compose(loader: yaml.Loader, max_depth: int, max_nodes: int) -> Node | None
     nodes = 0
     # Open collections: (node, pending key for mappings or None). A mapping's value list
     # receives (key, value) pairs; the key waits in the frame until its value arrives.
-    stack: list[list] = []
+    stack: list[list[Any]] = []
 
     def attach(node: Node) -> None:
         nonlocal root

@@ -45,10 +45,10 @@ def int_range(lo: int, hi: int) -> Callable[[Any], int]:
     """A rule: a whole number within lo-hi (inclusive)."""
 
     def rule(v: Any) -> int:
-        whole_number(v)
-        if not lo <= v <= hi:
-            raise ValueError(f"{v} is out of range {lo}-{hi}")
-        return v
+        n = whole_number(v)
+        if not lo <= n <= hi:
+            raise ValueError(f"{n} is out of range {lo}-{hi}")
+        return n
 
     return rule
 

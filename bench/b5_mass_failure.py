@@ -142,8 +142,8 @@ def main() -> None:
     lb = LbConf(sync_interval=3600.0, startup_min_delay=0.0, startup_max_delay=0.0)
     rt = Runtime("b5", dataclasses.replace(config, lb=lb))
     watch = Watch(rt)
-    rt.transition_listeners.append(watch.on_transition)
-    rt.frontend_listeners.append(watch.on_frontends)
+    rt.transitioned.connect(watch.on_transition)
+    rt.frontends_changed.connect(watch.on_frontends)
     common.say(f"B5: {n} HTTP backends, {n // size['per_frontend']} frontends (VIPs) in VPP")
     sim = common.Vppsim()
     dp = None

@@ -153,7 +153,7 @@ def main() -> None:
     hosted = host_runtime(DEPLOYMENT)
     rt = hosted.runtime
     seen: list[tuple[str, str, str, str]] = []
-    rt.transition_listeners.append(
+    rt.transitioned.connect(
         lambda name, t, _r: seen.append((name, t.from_state.value, t.to_state.value, t.reason))
     )
     results = []

@@ -85,7 +85,7 @@ class Dataplane:
 
     def start(self) -> Dataplane:
         self.runtime.dataplane = self
-        self.runtime.frontend_listeners.append(self.frontends_changed)
+        self.runtime.frontends_changed.connect(self.frontends_changed)
         self.conn.add_listener(self._on_connection)
         self.conn.start()
         self._ticker = threading.Thread(

@@ -8,12 +8,11 @@ failing one is logged and the others still run.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-log = logging.getLogger("maglev.hooks")
+from .signals import Signal
 
 
 @dataclass(frozen=True)
@@ -26,19 +25,13 @@ class Change:
     origin: str = ""  # "" when made in this process; else the process that sent it here
 
 
-Listener = Callable[[Change], None]
-_listeners: list[Listener] = []
+CHANGES: Signal[[Change]] = Signal("change")
 
 
-def subscribe(listener: Listener) -> Callable[[], None]:
-    """Register `listener`; returns a function that unregisters it."""
-    _listeners.append(listener)
-    return lambda: _listeners.remove(listener) if listener in _listeners else None
+def subscribe(listener: Callable[[Change], None]) -> Callable[[], None]:
+    """Call `listener` with every committed change; returns a function that unsubscribes."""
+    return CHANGES.connect(listener)
 
 
 def emit(change: Change) -> None:
-    for listener in list(_listeners):
-        try:
-            listener(change)
-        except Exception:
-            log.exception("listener failed", extra={"change": change.kind})
+    CHANGES.emit(change)

@@ -7,7 +7,6 @@ Used by the embedded `maglevd` and by the Celery worker bootstep alike.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,6 +15,7 @@ from health.config import gc_paused
 from health.config.spec import Config
 from health.config_db import config_from_db
 from health.models import BackendState, Deployment, PoolMember, Transition
+from health.signals import Signal
 
 from .metrics import register_collector
 from .persist import StatePersister, TransitionRecord
@@ -64,7 +64,7 @@ class HostedRuntime:
     full_config: Config
     undo: list[Any] = field(default_factory=list)
     # Called with the new full config on reload, instead of applying it (sharded hosts).
-    on_config: list[Callable[[Config], None]] = field(default_factory=list)
+    on_config: Signal[[Config]] = field(default_factory=lambda: Signal("config-reloaded"))
 
     def close(self) -> None:
         for fn in reversed(self.undo):
@@ -108,7 +108,7 @@ def host_runtime(
             persist_transition=not recorded,
         )
 
-    runtime.transition_listeners.append(on_transition)
+    runtime.transitioned.connect(on_transition)
 
     def on_change(change: hooks.Change) -> None:
         if change.deployment != deployment:
@@ -125,8 +125,7 @@ def host_runtime(
             with gc_paused():  # 10,000 backends: see gc_paused
                 hosted.full_config = config_from_db(current)
             if hosted.on_config:
-                for fn in hosted.on_config:
-                    fn(hosted.full_config)
+                hosted.on_config.emit(hosted.full_config)
             else:
                 runtime.apply_config(hosted.full_config)
 

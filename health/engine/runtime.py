@@ -37,6 +37,7 @@ from health.probes import close_probe_resources
 from health.probes import runner as probes
 from health.probes.poller import Poller, poller_for
 from health.probes.result import INTERNAL, ProbeResult
+from health.signals import Signal
 
 from .metrics import TRANSITIONS, ProbeMetrics
 from .wheel import TimerWheel
@@ -45,9 +46,6 @@ INTENTS = frozenset({"pause", "resume", "enable", "disable"})
 log = logging.getLogger("maglev.runtime")
 
 Prober = Callable[..., Awaitable[ProbeResult]]
-# (frontends whose weights changed, backend addresses whose state asks for a flush now)
-FrontendListener = Callable[[set[str], set[str]], None]
-TransitionListener = Callable[[str, Transition, bool], None]
 
 
 @dataclass(eq=False)
@@ -159,8 +157,10 @@ class Runtime:
         self._ramping: set[str] = set()  # backends in their slow-start ramp
         self._dirty: set[str] = set()  # frontends to recompute at the end of this loop turn
         self._dirty_flush: set[str] = set()
-        self.frontend_listeners: list[FrontendListener] = []
-        self.transition_listeners: list[TransitionListener] = []
+        # (frontends whose weights changed, addresses to flush); the dataplane connects here.
+        self.frontends_changed: Signal[[set[str], set[str]]] = Signal("frontends-changed")
+        # (backend, transition, recorded by the service layer already); the persister too.
+        self.transitioned: Signal[[str, Transition, bool]] = Signal("transitioned")
         self.dataplane: Any = None  # set by the dataplane: vpp_info(), vpp_lb_state(), ...
         self.metrics = ProbeMetrics()
         self.loop: asyncio.AbstractEventLoop | None = None
@@ -558,11 +558,7 @@ class Runtime:
         events.BUS.publish(
             events.backend_transition(self.deployment, name, frm, to, change.reason, now)
         )
-        for listener in self.transition_listeners:
-            try:
-                listener(name, change, recorded)
-            except Exception:
-                log.exception("transition listener failed")
+        self.transitioned.emit(name, change, recorded)
 
     def _flush_frontends(self) -> None:
         names, self._dirty = self._dirty, set()
@@ -602,13 +598,8 @@ class Runtime:
                 )
 
     def _notify(self, frontends: set[str], flush: set[str]) -> None:
-        if not frontends:
-            return
-        for listener in self.frontend_listeners:
-            try:
-                listener(set(frontends), set(flush))
-            except Exception:
-                log.exception("frontend listener failed")
+        if frontends:
+            self.frontends_changed.emit(set(frontends), set(flush))
 
     def set_buckets(self, by_frontend: dict[str, dict[str, int]]) -> None:
         """VPP's bucket counts per frontend → AS address (thread-safe; from the dataplane)."""

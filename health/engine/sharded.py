@@ -47,7 +47,7 @@ class ShardedRuntime:
     def start(self) -> ShardedRuntime:
         self.hosted = host_runtime(self.deployment, owned_only=True, **self._runtime_kwargs)
         self.full = self.hosted.full_config
-        self.hosted.on_config.append(self._config_changed)
+        self.hosted.on_config.connect(self._config_changed)
         self._round()
         self._thread = threading.Thread(target=self._loop, name="maglev-leases", daemon=True)
         self._thread.start()

@@ -70,7 +70,7 @@ def rt():
     runtime = Runtime("d", parse_config(CONFIG), prober=script)
     runtime.script = script
     changed: list[tuple[set[str], set[str]]] = []
-    runtime.frontend_listeners.append(lambda f, fl: changed.append((f, fl)))
+    runtime.frontends_changed.connect(lambda f, fl: changed.append((f, fl)))
     runtime.changed = changed
     runtime.start()
     yield runtime

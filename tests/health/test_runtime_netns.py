@@ -105,7 +105,7 @@ def running(text: str, prober: Callable | None = None) -> Iterator[Runtime]:
     """A started Runtime for `text` (maglev.yaml) that records transitions; always stopped."""
     rt = Runtime("test", parse_config(text), prober=prober)
     rt.seen: list[tuple[str, str, str, str]] = []  # (backend, from, to, reason)
-    rt.transition_listeners.append(
+    rt.transitioned.connect(
         lambda name, t, _rec: rt.seen.append((name, t.from_state.value, t.to_state.value, t.reason))
     )
     rt.start()

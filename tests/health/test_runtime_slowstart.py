@@ -54,7 +54,7 @@ def started():
         script = Script()
         rt = Runtime("d", parse_config(config), prober=script, restored=restored)
         notified: list[set[str]] = []
-        rt.frontend_listeners.append(lambda names, _flush: notified.append(names))
+        rt.frontends_changed.connect(lambda names, _flush: notified.append(names))
         rt.start()
         made.append(rt)
         return rt, script, notified

@@ -456,7 +456,9 @@ class Runtime:
                 continue
             out[name] = fraction
             if r.ramp_timer is None and self.loop is not None:
-                r.ramp_timer = self.loop.call_later(wait, self._ramp_step, r)
+                # A little past the step: the loop's clock and ours differ by float noise,
+                # and a timer that fires a hair early would recompute the same weights.
+                r.ramp_timer = self.loop.call_later(wait + 0.01, self._ramp_step, r)
         return out or None
 
     def ramps(self) -> dict[str, float]:

@@ -17,7 +17,7 @@ from typing import Any
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import QuerySet
 from django.forms.models import model_to_dict
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
@@ -27,7 +27,7 @@ from django.utils.html import format_html
 from . import loginguard, services
 from .config import ConfigError, validators
 from .config_db import HEALTHCHECK_FIELDS
-from .errors import ServiceError
+from .errors import FailedPrecondition, ServiceError
 from .models import (
     AuditEntry,
     Backend,
@@ -201,6 +201,13 @@ class ConfigEditAdmin:
         except (ConfigError, ServiceError) as exc:
             # Nothing was saved. Show the form again, with the user's input and the problems.
             request._maglev_refused = exc  # type: ignore[attr-defined]
+            return parent(request, object_id, form_url, extra_context)
+        except IntegrityError:
+            # Another edit saved a clashing row between this form's checks and its save.
+            request._maglev_refused = FailedPrecondition(  # type: ignore[attr-defined]
+                "another edit changed the same objects at the same time; nothing was saved, "
+                "look at the current values and try again"
+            )
             return parent(request, object_id, form_url, extra_context)
         return response
 

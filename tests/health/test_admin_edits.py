@@ -174,3 +174,37 @@ def test_a_file_owned_config_refuses_admin_edits_at_the_service_layer(staff, tmp
     edit = services.ConfigEdit(services.SYSTEM, "admin-change", "x")
     with pytest.raises(services.FailedPrecondition):
         edit.begin(Deployment.objects.get())
+
+
+def test_an_edit_that_loses_a_race_in_the_database_saves_nothing_and_says_so(staff, changes):
+    from django.db import connection
+
+    if connection.vendor != "sqlite":
+        pytest.skip("the race is staged with an SQLite trigger")
+    # Stage what a concurrent edit would cause: the row's insert fails in the database after
+    # the form's own checks passed.
+    with connection.cursor() as c:
+        c.execute(
+            "CREATE TRIGGER race BEFORE INSERT ON health_backend WHEN NEW.name = 'web8' "
+            "BEGIN SELECT RAISE(ABORT, 'UNIQUE constraint failed: health_backend.name'); END"
+        )
+    try:
+        dep = Deployment.objects.get()
+        hc = Healthcheck.objects.get(name="web")
+        r = staff.post(
+            "/admin/health/backend/add/",
+            {
+                "deployment": dep.pk,
+                "name": "web8",
+                "address": "192.0.2.8",
+                "healthcheck": hc.pk,
+                **NO_TRANSITIONS,
+            },
+        )
+        assert r.status_code == 200
+        assert "another edit changed the same objects at the same time" in r.content.decode()
+        assert not Backend.objects.filter(name="web8").exists()
+        assert changes == []
+    finally:
+        with connection.cursor() as c:
+            c.execute("DROP TRIGGER race")

@@ -1,0 +1,211 @@
+"""The dashboard's document: what /view/ shows of one deployment, as flat items.
+
+Pure (no Django). The page is a list of items, each with a stable key, so that the server can
+send only the items that changed (`protocol.py`) and the browser can merge them in place:
+
+- `dep` — the deployment header (name, version, VPP connection);
+- `fe:<frontend>` — a frontend's header (VIP, state, active pool, flags);
+- `be:<frontend>:<pool>:<backend>` — one backend row of one pool, with what VPP has for it.
+
+Times are Unix seconds; the page computes ages against the server's clock (heartbeats carry it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from health.checker.states import State
+from health.config.spec import Config, FrontendSpec
+
+Item = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class VppAs:
+    """What VPP holds for one AS of a VIP: its weight and, from the last dump, its buckets."""
+
+    weight: int
+    buckets: int | None = None
+
+
+@dataclass(frozen=True)
+class Inputs:
+    """Everything one rendering needs, gathered by the caller from the runtime and VPP."""
+
+    deployment: str
+    version: str
+    config: Config
+    backends: Mapping[str, Any]  # name → health.live.BackendLive
+    frontends: Mapping[str, Any]  # name → health.live.FrontendLive
+    vpp: Mapping[str, Mapping[str, VppAs]]  # frontend → AS address → what VPP has
+    vpp_connected: bool
+    vpp_version: str = ""
+    vpp_since: float | None = None
+    ramps: Mapping[str, float] | None = None  # backend → slow-start fraction, while ramping
+    overrides: Mapping[str, Mapping[tuple[str, str], int]] | None = None  # operator weights
+
+
+def vip_text(f: FrontendSpec) -> str:
+    port = "all ports" if f.port == 0 else f"port {f.port}"
+    return f"{f.address} {f.protocol.value} {port}"
+
+
+def probe_text(live: Any) -> str:
+    """HAProxy's way of showing the last check: `L7OK 200 in 1.4 ms`, `L4TOUT`."""
+    if live is None or live.last_probe_at is None:
+        return "no probe yet"
+    text = live.last_code or ("ok" if live.last_ok else "failed")
+    detail = (live.last_detail or "").strip()
+    if detail and len(detail) <= 40:
+        text += f" {detail}"
+    if live.last_ok and live.last_latency is not None:
+        text += f" in {live.last_latency * 1000:.1f} ms"
+    return text
+
+
+def why_zero(
+    state: str,
+    in_active: bool,
+    active_pool: str | None,
+    override: int | None,
+    configured: int,
+    since: float | None,
+    paused_by: str | None,
+) -> str:
+    """One line saying why a backend's effective weight is 0 (empty when it is not 0)."""
+    if state == State.DOWN.value:
+        return "down" + (f" since {_clock(since)}" if since is not None else "")
+    if state == State.PAUSED.value:
+        return "paused" + (f" by {paused_by}" if paused_by else "")
+    if state == State.DISABLED.value:
+        return "disabled" + (f" by {paused_by}" if paused_by else "")
+    if state == State.UNKNOWN.value:
+        return "no verdict yet (unknown): probing"
+    if state == State.REMOVED.value:
+        return "removed from the config"
+    if not in_active:
+        return f"not in the active pool ({active_pool})" if active_pool else "no pool is active"
+    if override == 0:
+        return "operator override 0"
+    if configured == 0:
+        return "configured weight 0"
+    return ""
+
+
+def _clock(t: float) -> str:
+    import time
+
+    return time.strftime("%H:%M:%S", time.gmtime(t)) + " UTC"
+
+
+def _actor_of(live: Any) -> str | None:
+    """`pause by alice via admin` → `alice via admin`."""
+    for t in getattr(live, "transitions", ()) or ():
+        reason = str(t.get("reason", ""))
+        for verb in ("pause by ", "disable by "):
+            if reason.startswith(verb):
+                return reason[len(verb) :]
+        break
+    return None
+
+
+def items(inp: Inputs) -> dict[str, Item]:
+    """The whole document as key → item."""
+    out: dict[str, Item] = {
+        "dep": {
+            "kind": "deployment",
+            "name": inp.deployment,
+            "version": inp.version,
+            "vpp": "connected" if inp.vpp_connected else "disconnected",
+            "vpp_version": inp.vpp_version,
+            "vpp_since": inp.vpp_since,
+        }
+    }
+    ramps = inp.ramps or {}
+    overrides = inp.overrides or {}
+    for fname in sorted(inp.config.frontends):
+        spec = inp.config.frontends[fname]
+        flive = inp.frontends.get(fname)
+        active = flive.active_pool if flive is not None else None
+        active_name = spec.pools[active].name if active is not None else None
+        out[f"fe:{fname}"] = {
+            "kind": "frontend",
+            "name": fname,
+            "description": spec.description,
+            "vip": vip_text(spec),
+            "state": flive.state if flive is not None else State.UNKNOWN.value,
+            "active_pool": active_name,
+            "src_ip_sticky": spec.src_ip_sticky,
+            "flush_on_down": spec.flush_on_down,
+            "pools": [p.name for p in spec.pools],
+        }
+        weights = flive.weights if flive is not None else {}
+        vpp = inp.vpp.get(fname, {})
+        for index, pool in enumerate(spec.pools):
+            for bname, pool_weight in pool.backends:
+                b = inp.config.backends.get(bname)
+                blive = inp.backends.get(bname)
+                address = str(b.address) if b else ""
+                _configured, effective, _flush = weights.get((pool.name, bname), (0, 0, False))
+                override = overrides.get(fname, {}).get((pool.name, bname))
+                state = blive.state if blive is not None else State.UNKNOWN.value
+                in_active = index == active
+                have = vpp.get(address)
+                out[f"be:{fname}:{pool.name}:{bname}"] = {
+                    "kind": "backend",
+                    "frontend": fname,
+                    "pool": pool.name,
+                    "pool_active": in_active,
+                    "name": bname,
+                    "address": address,
+                    "state": state,
+                    "weight": pool_weight,
+                    "override": override,
+                    "effective": effective,
+                    "vpp_weight": have.weight if have else None,
+                    "vpp_buckets": have.buckets if have else None,
+                    "probe": probe_text(blive),
+                    "counter": f"{blive.counter}/{blive.rise + blive.fall - 1}" if blive else "",
+                    "since": blive.since if blive else None,
+                    "last_probe_at": blive.last_probe_at if blive else None,
+                    "ramp": round(ramps[bname], 3) if bname in ramps and in_active else None,
+                    "why_zero": ""
+                    if effective
+                    else why_zero(
+                        state,
+                        in_active,
+                        active_name,
+                        override,
+                        pool_weight,
+                        blive.since if blive else None,
+                        _actor_of(blive),
+                    ),
+                    "history": [dict(t) for t in (blive.transitions if blive else ())][:10],
+                }
+    return out
+
+
+def changed(old: Mapping[str, Item], new: Mapping[str, Item]) -> dict[str, Item | None]:
+    """The items of `new` that differ from `old`, and None for the keys that are gone."""
+    delta: dict[str, Item | None] = {k: v for k, v in new.items() if old.get(k) != v}
+    delta.update({k: None for k in old if k not in new})
+    return delta
+
+
+def problems_only(doc: Mapping[str, Item]) -> dict[str, Item]:
+    """The deployment, frontends that are not up, and backends that are not up (or carry no
+    weight in their active pool), with their frontends."""
+    keep: dict[str, Item] = {"dep": dict(doc["dep"])} if "dep" in doc else {}
+    for key, item in doc.items():
+        bad = (item["kind"] == "frontend" and item["state"] != "up") or (
+            item["kind"] == "backend"
+            and (item["state"] != "up" or (item["pool_active"] and not item["effective"]))
+        )
+        if bad:
+            keep[key] = item
+            if item["kind"] == "backend":
+                fkey = f"fe:{item['frontend']}"
+                keep.setdefault(fkey, doc[fkey])
+    return keep

@@ -1,0 +1,127 @@
+"""The dashboard's document: items with stable keys, "why is this weight 0", deltas, filters."""
+
+from __future__ import annotations
+
+from frontend.document import Inputs, VppAs, changed, items, probe_text, problems_only, why_zero
+from health.config import parse_config
+from health.live import BackendLive, FrontendLive
+
+CONFIG = parse_config("""
+maglev:
+  healthchecks:
+    web: { type: http, port: 80 }
+  backends:
+    a: { address: 192.0.2.1, healthcheck: web }
+    b: { address: 192.0.2.2, healthcheck: web }
+    c: { address: 192.0.2.3, healthcheck: web }
+  frontends:
+    www:
+      address: 198.51.100.1
+      protocol: tcp
+      port: 80
+      pools:
+        - { name: primary, backends: { a: {}, b: { weight: 50 } } }
+        - { name: backup, backends: { c: {} } }
+""")
+
+
+def live(name: str, state: str, **kw) -> BackendLive:
+    base = dict(
+        counter=3,
+        rise=2,
+        fall=3,
+        last_probe_at=100.0,
+        last_ok=state == "up",
+        last_code="L7OK" if state == "up" else "L7STS",
+        last_detail="200",
+        last_latency=0.0014,
+        since=90.0,
+    )
+    base.update(kw)
+    return BackendLive(name=name, state=state, **base)
+
+
+def inputs(**kw) -> Inputs:
+    base = dict(
+        deployment="default",
+        version="0.1.0",
+        config=CONFIG,
+        backends={
+            "a": live("a", "up"),
+            "b": live(
+                "b",
+                "paused",
+                transitions=(
+                    {
+                        "from": "up",
+                        "to": "paused",
+                        "at": 95.0,
+                        "reason": "pause by alice via admin",
+                    },
+                ),
+            ),
+            "c": live("c", "up"),
+        },
+        frontends={
+            "www": FrontendLive(
+                "www",
+                "up",
+                0,
+                {
+                    ("primary", "a"): (100, 100, False),
+                    ("primary", "b"): (50, 0, False),
+                    ("backup", "c"): (100, 0, False),
+                },
+                {},
+            )
+        },
+        vpp={"www": {"192.0.2.1": VppAs(100, 65537), "192.0.2.2": VppAs(0, 0)}},
+        vpp_connected=True,
+    )
+    base.update(kw)
+    return Inputs(**base)
+
+
+def test_every_row_has_a_stable_key_and_what_vpp_has():
+    doc = items(inputs())
+    assert set(doc) == {"dep", "fe:www", "be:www:primary:a", "be:www:primary:b", "be:www:backup:c"}
+    a = doc["be:www:primary:a"]
+    assert (a["effective"], a["vpp_weight"], a["vpp_buckets"]) == (100, 100, 65537)
+    assert a["probe"] == "L7OK 200 in 1.4 ms"
+    assert doc["fe:www"]["vip"] == "198.51.100.1/32 tcp port 80"
+    assert doc["fe:www"]["active_pool"] == "primary"
+    assert doc["be:www:backup:c"]["vpp_weight"] is None
+
+
+def test_why_a_weight_is_zero_is_said_in_one_line():
+    doc = items(inputs())
+    assert doc["be:www:primary:b"]["why_zero"] == "paused by alice via admin"
+    assert doc["be:www:backup:c"]["why_zero"] == "not in the active pool (primary)"
+    assert doc["be:www:primary:a"]["why_zero"] == ""
+    assert why_zero("down", True, "p", None, 100, 0.0, None) == "down since 00:00:00 UTC"
+    assert why_zero("up", True, "p", 0, 100, None, None) == "operator override 0"
+    assert why_zero("unknown", True, "p", None, 100, None, None).startswith("no verdict yet")
+    assert probe_text(None) == "no probe yet"
+
+
+def test_deltas_carry_only_what_changed_and_removals():
+    before = items(inputs())
+    after_in = inputs()
+    after_in.backends["a"] = live("a", "down", last_code="L4TOUT", last_ok=False)
+    after = items(after_in)
+    delta = changed(before, after)
+    assert set(delta) == {"be:www:primary:a"}
+    assert delta["be:www:primary:a"]["probe"] == "L4TOUT 200"
+    gone = changed(after, {k: v for k, v in after.items() if k != "be:www:backup:c"})
+    assert gone == {"be:www:backup:c": None}
+
+
+def test_problems_only_keeps_the_bad_rows_and_their_frontends():
+    doc = problems_only(items(inputs()))
+    assert set(doc) == {"dep", "fe:www", "be:www:primary:b"}
+
+
+def test_overrides_and_ramps_are_shown():
+    doc = items(inputs(overrides={"www": {("primary", "a"): 30}}, ramps={"a": 0.4}))
+    assert doc["be:www:primary:a"]["override"] == 30
+    assert doc["be:www:primary:a"]["ramp"] == 0.4

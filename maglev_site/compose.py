@@ -110,9 +110,10 @@ def _demo_backends(deployment: str, chaos: bool) -> Any:
 
 
 def _demo_line(demo: Any) -> str:
-    first = demo.addresses[0] if demo.addresses else "127.0.100.1"
+    addresses = list(demo.backends)
+    first = addresses[0] if addresses else "127.0.100.1"
     return (
-        f"demo backends: {', '.join(demo.addresses)} on port {demo.port}; take one down with "
+        f"demo backends: {', '.join(addresses)} on port {demo.port}; take one down with "
         f"`curl -X POST http://{first}:{demo.port}/down`"
     )
 

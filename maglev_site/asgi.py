@@ -44,7 +44,9 @@ class AllowedHostValidator:
         return await self.application(scope, receive, send)  # type: ignore[operator]
 
 
-websocket_urls: list = []
+from frontend.consumers import ViewConsumer  # noqa: E402
+
+websocket_urls: list = [re_path(r"^ws/view/$", ViewConsumer.as_asgi())]
 
 
 def websocket_application(routes: list) -> object:

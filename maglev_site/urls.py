@@ -6,6 +6,7 @@ from django.views.generic import RedirectView
 
 urlpatterns = [
     path("admin/", admin.site.urls),
+    path("", include("frontend.urls")),
     path("", include("django_prometheus.urls")),
     path("", RedirectView.as_view(url="/admin/", permanent=False)),
 ]

@@ -1,0 +1,185 @@
+"""The live side of /view/: one hub per web process keeps the document and fans deltas out.
+
+Protocol (JSON over the websocket, server → browser):
+
+- `{"type": "snapshot", "epoch", "seq", "now", "items"}`: the whole document;
+- `{"type": "delta", "epoch", "base", "seq", "now", "items"}`: the items that changed after
+  sequence number `base` up to `seq` (a removed item is null). A client whose last sequence is
+  not `base` missed something and asks for a snapshot;
+- `{"type": "heartbeat", "epoch", "seq", "now"}` every second: the server's clock, for ages;
+  a client that hears nothing for 3 s reconnects.
+
+`epoch` changes whenever the server process starts, so a client that reconnects to a restarted
+server resyncs. The browser may send `{"type": "resync"}`; anything else it sends is ignored:
+the page is read-only.
+
+A slow client never holds the hub back: each connection has an Outbox that keeps only the
+latest value of each item (so it can never hold more than one document), and a connection
+whose outbox has waited longer than `MAX_LAG` is closed with code 4008; the page then reconnects
+and starts from a snapshot.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+import time
+from collections.abc import Callable
+from typing import Any
+
+from channels.db import database_sync_to_async
+
+from health import events
+
+from . import document
+
+log = logging.getLogger("maglev.dashboard")
+
+TICK: float = 1.0  # seconds between recomputes without an event (counters, ages, heartbeats)
+SETTLE: float = 0.02  # after an event, wait this long for its siblings (a mass failure)
+MAX_LAG: float = 10.0  # seconds an outbox may wait before its connection is closed
+CLOSE_BEHIND: int = 4008
+
+
+class Outbox:
+    """One connection's pending changes: the latest value per item, since sequence `base`."""
+
+    def __init__(self, seq: int) -> None:
+        self.base = seq  # the client has everything up to here
+        self.seq = seq
+        self.items: dict[str, document.Item | None] = {}
+        self.since: float | None = None  # when the oldest pending change arrived
+        self.ready = asyncio.Event()
+
+    def put(self, seq: int, delta: dict[str, document.Item | None]) -> None:
+        if not self.items:
+            self.since = time.monotonic()
+        self.items.update(delta)
+        self.seq = seq
+        self.ready.set()
+
+    def take(self) -> tuple[int, int, dict[str, document.Item | None]]:
+        base, seq, items = self.base, self.seq, self.items
+        self.base, self.items, self.since = seq, {}, None
+        self.ready.clear()
+        return base, seq, items
+
+    def lag(self) -> float:
+        return 0.0 if self.since is None else time.monotonic() - self.since
+
+
+class Hub:
+    """Recomputes the document on every event of the bus (and every TICK) and sends the
+    changes to every connected outbox."""
+
+    def __init__(self, deployment: str, build: Callable[[], document.Inputs]) -> None:
+        self.deployment = deployment
+        self.build = build
+        self.epoch = secrets.token_hex(6)
+        self.seq = 0
+        self.doc: dict[str, document.Item] = {}
+        self.outboxes: set[Outbox] = set()
+        self._task: asyncio.Task[None] | None = None
+        self._kick: asyncio.Event | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    # -- messages ------------------------------------------------------------------------------
+
+    def snapshot(self) -> dict[str, Any]:
+        return {
+            "type": "snapshot",
+            "epoch": self.epoch,
+            "seq": self.seq,
+            "now": time.time(),
+            "items": self.doc,
+        }
+
+    def heartbeat(self) -> dict[str, Any]:
+        return {"type": "heartbeat", "epoch": self.epoch, "seq": self.seq, "now": time.time()}
+
+    def delta(self, base: int, seq: int, items: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "type": "delta",
+            "epoch": self.epoch,
+            "base": base,
+            "seq": seq,
+            "now": time.time(),
+            "items": items,
+        }
+
+    # -- the loop ------------------------------------------------------------------------------
+
+    async def refresh(self) -> None:
+        """Rebuild the document (ORM work, so on a thread) and publish what changed."""
+        inputs = await database_sync_to_async(self.build)()
+        new = document.items(inputs)
+        delta = document.changed(self.doc, new)
+        self.doc = new
+        if delta:
+            self.seq += 1
+            for box in list(self.outboxes):
+                box.put(self.seq, delta)
+
+    def attach(self) -> Outbox:
+        box = Outbox(self.seq)
+        self.outboxes.add(box)
+        self.start()
+        return box
+
+    def detach(self, box: Outbox) -> None:
+        self.outboxes.discard(box)
+
+    def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        if self._task is None or self._task.done() or self._loop is not loop:
+            self._loop = loop
+            self._kick = asyncio.Event()
+            self._task = loop.create_task(self._run())
+
+    async def _run(self) -> None:
+        assert self._kick is not None
+        kick = self._kick
+        watcher = asyncio.get_running_loop().create_task(self._watch(kick))
+        try:
+            while self.outboxes:
+                try:
+                    await self.refresh()
+                except Exception:
+                    log.exception("dashboard refresh failed")
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(kick.wait(), TICK)
+                if kick.is_set():
+                    kick.clear()
+                    await asyncio.sleep(SETTLE)
+        finally:
+            watcher.cancel()
+
+    async def _watch(self, kick: asyncio.Event) -> None:
+        """Every backend, frontend, VPP or sync event of this deployment triggers a refresh."""
+        flt = events.Filter(
+            kinds=frozenset({"backend", "frontend", "vpp", "sync"}), deployment=self.deployment
+        )
+        while True:
+            sub = events.BUS.subscribe(flt, size=10_000)
+            try:
+                async for _event in sub:
+                    kick.set()
+            except events.Dropped:
+                kick.set()  # fell behind: a refresh catches up with everything anyway
+            finally:
+                sub.close()
+
+
+_hubs: dict[str, Hub] = {}
+
+
+def hub_for(deployment: str) -> Hub:
+    """The process's hub of `deployment` (made on first use, on the web process's loop)."""
+    hub = _hubs.get(deployment)
+    if hub is None:
+        from .source import inputs
+
+        hub = _hubs[deployment] = Hub(deployment, lambda: inputs(deployment))
+    return hub

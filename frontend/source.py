@@ -1,0 +1,126 @@
+"""Where the dashboard's document comes from: the runtime of this process (the embedded
+`maglevd`), or, in a web process beside Celery workers, the database the workers keep up to
+date. Either way the result is `document.Inputs`, rendered by the same pure code."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from dataplane.desired import vip_key
+from health import live
+from health.checker.weights import frontend_weights
+from health.config_db import config_from_db
+from health.models import BackendState, Deployment, PoolMember, Transition
+from maglev_site.version import VERSION
+
+from .document import Inputs, VppAs
+
+
+def inputs(deployment: str, rt: live.Runtime | None = None) -> Inputs:
+    """The document's inputs, from `rt` when it serves `deployment`, else from the database."""
+    rt = rt if rt is not None else live.current()
+    if rt is not None and getattr(rt, "deployment", None) == deployment:
+        return from_runtime(rt)
+    return from_database(deployment)
+
+
+def from_runtime(rt: Any) -> Inputs:
+    config = rt.config
+    frontends = rt.frontends()
+    vpp: dict[str, dict[str, VppAs]] = {}
+    connected, version, since = False, "", None
+    dp = getattr(rt, "dataplane", None)
+    if dp is not None:
+        info = dp.conn.vpp_info()
+        connected = bool(info.get("connected", True)) and dp.conn.connected
+        version = str(info.get("version", ""))
+        since = info.get("connect_time")
+        view = dp.vpp_view
+        if view is not None:
+            for name, spec in config.frontends.items():
+                have = view.vips.get(vip_key(spec))
+                if have is None:
+                    continue
+                buckets = frontends[name].buckets if name in frontends else {}
+                vpp[name] = {
+                    str(addr): VppAs(a.weight, buckets.get(str(addr)))
+                    for addr, a in have.present_ases().items()
+                }
+    return Inputs(
+        deployment=rt.deployment,
+        version=VERSION,
+        config=config,
+        backends=rt.backends(),
+        frontends=frontends,
+        vpp=vpp,
+        vpp_connected=connected,
+        vpp_version=version,
+        vpp_since=since,
+        ramps=rt.ramps() if hasattr(rt, "ramps") else None,
+        overrides={f: dict(o) for f, o in rt.overrides.items()},
+    )
+
+
+def from_database(deployment: str) -> Inputs:
+    """Health as the runtime last persisted it (a process without a runtime)."""
+    dep = Deployment.objects.filter(name=deployment).first()
+    if dep is None:
+        from health.config.spec import Config
+
+        return Inputs(deployment, VERSION, Config(), {}, {}, {}, vpp_connected=False)
+    config = config_from_db(dep)
+    history: dict[str, list[dict[str, Any]]] = {}
+    for t in Transition.objects.filter(backend__deployment=dep).select_related("backend"):
+        rows = history.setdefault(t.backend.name, [])
+        if len(rows) < 10:
+            rows.append(
+                {"from": t.from_state, "to": t.to_state, "at": t.at.timestamp(), "reason": t.reason}
+            )
+    backends = {}
+    for st in BackendState.objects.filter(backend__deployment=dep).select_related(
+        "backend__healthcheck"
+    ):
+        hc = st.backend.healthcheck
+        backends[st.backend.name] = live.BackendLive(
+            name=st.backend.name,
+            state=st.state,
+            counter=st.counter,
+            rise=hc.rise,
+            fall=hc.fall,
+            last_probe_at=st.last_probe_at.timestamp() if st.last_probe_at else None,
+            last_ok=st.last_ok,
+            last_code=st.last_code,
+            last_detail=st.last_detail,
+            last_latency=st.last_latency,
+            since=st.since.timestamp() if st.since else None,
+            transitions=tuple(history.get(st.backend.name, ())),
+        )
+    overrides: dict[str, dict[tuple[str, str], int]] = {}
+    for f, p, b, w in PoolMember.objects.filter(
+        pool__frontend__deployment=dep, weight_override__isnull=False
+    ).values_list("pool__frontend__name", "pool__name", "backend__name", "weight_override"):
+        overrides.setdefault(f, {})[(p, b)] = w
+    from health.checker.states import State
+
+    states = {n: State(b.state) for n, b in backends.items()}
+    frontends = {}
+    for name, spec in config.frontends.items():
+        w = frontend_weights(spec, states, overrides.get(name))
+        frontends[name] = live.FrontendLive(
+            name=name,
+            state=w.state.value,
+            active_pool=w.active_pool,
+            weights={
+                (e.pool_name, e.backend): (e.configured, e.effective, e.flush) for e in w.entries
+            },
+        )
+    return Inputs(
+        deployment=deployment,
+        version=VERSION,
+        config=config,
+        backends=backends,
+        frontends=frontends,
+        vpp={},
+        vpp_connected=False,
+        overrides=overrides,
+    )

@@ -1,0 +1,130 @@
+// vpp-maglev /view/: keeps the server-rendered page live over a websocket.
+// Protocol (frontend/hub.py): a snapshot, then deltas {base, seq} and heartbeats, each with the
+// server's epoch and clock. On a gap, a new epoch, a reconnect or a silence we resync.
+
+const live = document.getElementById("live");
+const params = new URLSearchParams(location.search);
+let socket = null, epoch = null, seq = null, lastHeard = 0, clockSkew = 0, items = {};
+
+function connect() {
+  const scheme = location.protocol === "https:" ? "wss" : "ws";
+  socket = new WebSocket(`${scheme}://${location.host}/ws/view/`);
+  socket.onmessage = (e) => receive(JSON.parse(e.data));
+  socket.onclose = () => { socket = null; setTimeout(connect, 1000); };
+}
+
+function resync() {
+  if (socket && socket.readyState === WebSocket.OPEN) socket.send(JSON.stringify({ type: "resync" }));
+}
+
+function receive(m) {
+  lastHeard = Date.now();
+  clockSkew = m.now * 1000 - Date.now();
+  document.body.classList.remove("stale");
+  if (m.type === "snapshot") {
+    const restarted = epoch !== null && epoch !== m.epoch;
+    epoch = m.epoch; seq = m.seq;
+    apply(m.items, !restarted);
+    if (restarted) refetch();
+    live.textContent = "live";
+    return;
+  }
+  if (m.epoch !== epoch) { resync(); return; }          // the server restarted
+  if (m.type === "delta") {
+    if (m.base !== seq) { resync(); return; }          // we missed something
+    seq = m.seq;
+    apply(m.items, true);
+  }
+}
+
+// Merge items into the page: only values that changed are touched (and flashed).
+function apply(next, flash) {
+  let missing = false;
+  for (const [key, item] of Object.entries(next)) {
+    if (item === null) { delete items[key]; const row = document.querySelector(`[data-key="${key}"]`); if (row) missing = true; continue; }
+    const before = items[key];
+    items[key] = item;
+    const cells = document.querySelectorAll(`[data-k="${CSS.escape(key)}"]`);
+    if (!cells.length) { if (wanted(item)) missing = true; continue; }
+    for (const cell of cells) {
+      const field = cell.dataset.f;
+      if (before && JSON.stringify(before[field]) === JSON.stringify(item[field])) continue;
+      if (render(cell, field, item) && flash && before) flashCell(cell);
+    }
+    const row = document.querySelector(`tr[data-key="${CSS.escape(key)}"]`);
+    if (row && item.state) row.className = `state-${item.state}`;
+  }
+  if (missing) refetch();
+}
+
+function render(cell, field, item) {
+  const value = item[field];
+  let text;
+  if (field === "history") {
+    cell.replaceChildren(...(value.length ? value : [null]).map((t) => {
+      const li = document.createElement("li");
+      li.textContent = t ? `${t.from} → ${t.to}: ${t.reason}` : "no transitions yet";
+      return li;
+    }));
+    return true;
+  }
+  if (field === "since") { cell.dataset.since = value ?? ""; text = age(value); }
+  else if (field === "why_zero") text = value ? `weight 0: ${value}` : "";
+  else if (field === "active_pool") text = value ?? "none";
+  else text = value === null || value === undefined ? "-" : String(value);
+  if (field === "state" || field === "vpp") cell.className = `badge ${field === "vpp" ? "vpp" : "state"}-${value}`;
+  if (cell.textContent === text) return false;
+  cell.textContent = text;
+  return true;
+}
+
+function flashCell(cell) {
+  cell.classList.add("flash");
+  setTimeout(() => cell.classList.remove("flash"), 1500);
+}
+
+function wanted(item) {
+  if (item.kind !== "backend") return true;
+  if (params.get("problems") && item.state === "up" && !(item.pool_active && !item.effective)) return false;
+  const q = (params.get("q") || "").toLowerCase();
+  return !q || ["name", "address", "state", "frontend", "pool", "probe"].some((f) => String(item[f] ?? "").toLowerCase().includes(q));
+}
+
+// Rows came or went (a config change, a filter): take the server's rendering of this URL.
+let refetching = false;
+async function refetch() {
+  if (refetching) return;
+  refetching = true;
+  try {
+    const page = new DOMParser().parseFromString(await (await fetch(location.href)).text(), "text/html");
+    document.getElementById("frontends").replaceWith(page.getElementById("frontends"));
+    tick();
+  } finally { refetching = false; }
+}
+
+function age(since) {
+  if (!since) return "-";
+  let s = Math.max(0, Math.floor((Date.now() + clockSkew) / 1000 - since));
+  if (s < 60) return `${s}s`;
+  if (s < 3600) return `${Math.floor(s / 60)}m${String(s % 60).padStart(2, "0")}s`;
+  if (s < 86400) return `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, "0")}m`;
+  return `${Math.floor(s / 86400)}d${String(Math.floor((s % 86400) / 3600)).padStart(2, "0")}h`;
+}
+
+// Every second: ages tick against the server's clock; silence turns the page grey.
+function tick() {
+  for (const cell of document.querySelectorAll("[data-since]")) {
+    const since = parseFloat(cell.dataset.since);
+    cell.textContent = Number.isNaN(since) ? "-" : age(since);
+  }
+  const quiet = (Date.now() - lastHeard) / 1000;
+  if (lastHeard && quiet > 3) {
+    document.body.classList.add("stale");
+    live.textContent = `stale: last confirmed ${Math.floor(quiet)} s ago`;
+    if (socket && quiet > 5) socket.close();          // reconnect and start from a snapshot
+  }
+}
+
+clockSkew = parseFloat(document.body.dataset.now) * 1000 - Date.now();
+setInterval(tick, 1000);
+connect();

@@ -1,0 +1,9 @@
+from django.urls import path
+
+from . import views
+
+urlpatterns = [
+    path("view/", views.view, name="view"),
+    path("view/state.json", views.state_json, name="view-json"),
+    path("view/state.csv", views.state_csv, name="view-csv"),
+]

@@ -1,0 +1,135 @@
+"""/view/: the dashboard's first page, rendered on the server (complete without JavaScript),
+and its exports. Read-only: GET only, no login; nothing here changes anything."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import time
+
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import render
+from django.views.decorators.http import require_GET
+
+from . import document, source
+
+# Backend columns: (key in the item, heading); the page sorts by any of them.
+COLUMNS: list[tuple[str, str]] = [
+    ("name", "backend"),
+    ("address", "address"),
+    ("state", "state"),
+    ("weight", "weight"),
+    ("override", "override"),
+    ("effective", "effective"),
+    ("vpp_weight", "VPP weight"),
+    ("vpp_buckets", "VPP buckets"),
+    ("probe", "last probe"),
+    ("counter", "rise/fall"),
+    ("since", "in state for"),
+]
+SORTABLE = {key for key, _ in COLUMNS}
+
+
+def _document(request: HttpRequest) -> dict[str, document.Item]:
+    doc = document.items(source.inputs(settings.MAGLEV_DEPLOYMENT))
+    if request.GET.get("problems") in ("1", "yes", "true"):
+        doc = document.problems_only(doc)
+    text = request.GET.get("q", "").strip().lower()[:100]
+    if text:
+        keep = {k: v for k, v in doc.items() if v["kind"] != "backend"}
+        for key, item in doc.items():
+            if item["kind"] == "backend" and any(
+                text in str(item.get(f, "")).lower()
+                for f in ("name", "address", "state", "frontend", "pool", "probe")
+            ):
+                keep[key] = item
+        doc = keep
+    return doc
+
+
+def _sort_key(value: object) -> tuple[bool, int, float, str]:
+    """Numbers as numbers, text as text, empty cells last."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return (False, 0, float(value), "")
+    return (value is None, 1, 0.0, "" if value is None else str(value))
+
+
+def _age(since: float | None, now: float) -> str:
+    if since is None:
+        return "-"
+    s = max(0, int(now - since))
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m{s % 60:02d}s"
+    if s < 86400:
+        return f"{s // 3600}h{s % 3600 // 60:02d}m"
+    return f"{s // 86400}d{s % 86400 // 3600:02d}h"
+
+
+@require_GET
+def view(request: HttpRequest) -> HttpResponse:
+    doc = _document(request)
+    now = time.time()
+    sort = request.GET.get("sort", "")
+    key, reverse = sort.lstrip("-"), sort.startswith("-")
+    frontends = []
+    for fkey, f in doc.items():
+        if f["kind"] != "frontend":
+            continue
+        pools = []
+        for pool in f["pools"]:
+            rows = [
+                (k, {**b, "age": _age(b["since"], now)})
+                for k, b in doc.items()
+                if b["kind"] == "backend" and b["frontend"] == f["name"] and b["pool"] == pool
+            ]
+            if key in SORTABLE:
+                rows.sort(
+                    key=lambda r: (r[1].get(key) is None, str(r[1].get(key))), reverse=reverse
+                )
+            if rows or not request.GET:
+                pools.append({"name": pool, "active": pool == f["active_pool"], "rows": rows})
+        frontends.append({"key": fkey, "item": f, "pools": pools})
+    return render(
+        request,
+        "frontend/view.html",
+        {
+            "dep": doc.get("dep", {}),
+            "frontends": frontends,
+            "columns": COLUMNS,
+            "sort": sort,
+            "problems": request.GET.get("problems", ""),
+            "q": request.GET.get("q", ""),
+            "now": now,
+        },
+    )
+
+
+@require_GET
+def state_json(request: HttpRequest) -> JsonResponse:
+    return JsonResponse({"now": time.time(), "items": _document(request)})
+
+
+@require_GET
+def state_csv(request: HttpRequest) -> HttpResponse:
+    out = io.StringIO()
+    fields = ["frontend", "pool", "pool_active", *(k for k, _ in COLUMNS), "why_zero"]
+    writer = csv.DictWriter(out, fields, extrasaction="ignore")
+    writer.writeheader()
+    for item in _document(request).values():
+        if item["kind"] == "backend":
+            writer.writerow({k: _cell(item.get(k)) for k in fields})
+    response = HttpResponse(out.getvalue(), content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = 'attachment; filename="maglev-state.csv"'
+    return response
+
+
+def _cell(value: object) -> str:
+    if value is None:
+        return ""
+    text = json.dumps(value) if isinstance(value, (list, dict)) else str(value)
+    # A cell that a spreadsheet would run as a formula is quoted as text.
+    return "'" + text if text[:1] in ("=", "+", "-", "@") else text

@@ -1,0 +1,104 @@
+"""The /view/ websocket, through Channels' communicator and the real ASGI stack: a snapshot on
+connect, then deltas whose `base` is the client's last sequence, heartbeats with the server's
+clock, a resync on request, and nothing a client sends can change anything."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+
+import pytest
+from channels.testing import WebsocketCommunicator
+
+from health import live
+from health.config import parse_config
+from health.engine.runtime import Runtime
+from maglev_site.asgi import application
+from tests.health.test_runtime import CONFIG, Script
+
+pytestmark = pytest.mark.django_db(transaction=True)
+HEADERS = [(b"host", b"127.0.0.1:8080"), (b"origin", b"http://127.0.0.1:8080")]
+
+
+@pytest.fixture
+def runtime(settings):
+    settings.MAGLEV_DEPLOYMENT = "d"
+    script = Script()
+    rt = Runtime("d", parse_config(CONFIG), prober=script)
+    rt.start()
+    live.register(rt)
+    rt.script = script
+    yield rt
+    live.register(None)
+    rt.stop()
+
+
+async def _next(comm, kind: str, within: float = 3.0) -> dict:
+    deadline = time.monotonic() + within
+    while True:
+        left = deadline - time.monotonic()
+        assert left > 0, f"no {kind} message"
+        m = json.loads(await comm.receive_from(timeout=left))
+        if m["type"] == kind:
+            return m
+
+
+def test_snapshot_then_deltas_then_resync(runtime):
+    async def go():
+        comm = WebsocketCommunicator(application, "/ws/view/", headers=HEADERS)
+        connected, _ = await comm.connect(timeout=5)
+        assert connected
+        snap = await _next(comm, "snapshot")
+        assert {"dep", "fe:f", "be:f:one:a", "be:f:one:b", "be:f:two:c"} <= set(snap["items"])
+        epoch, seq = snap["epoch"], snap["seq"]
+        # Wait until everything is up, then take a backend down: the delta names only it.
+        while snap["items"]["be:f:one:a"]["state"] != "up":
+            m = await _next(comm, "delta")
+            assert m["base"] == seq
+            seq = m["seq"]
+            for k, v in m["items"].items():
+                snap["items"][k] = v
+        runtime.script.healthy["192.0.2.1"] = False
+        t0 = time.monotonic()
+        while True:
+            m = await _next(comm, "delta")
+            assert (m["epoch"], m["base"]) == (epoch, seq)
+            seq = m["seq"]
+            a = m["items"].get("be:f:one:a")
+            if a and a["state"] == "down":
+                break
+        took = time.monotonic() - t0
+        assert a["effective"] == 0
+        assert a["why_zero"].startswith("down since ")
+        # Frames from the page change nothing and do not break the stream.
+        for junk in ("not json", json.dumps({"type": "pause", "backend": "b"}), "x" * 10_000):
+            await comm.send_to(text_data=junk)
+        hb = await _next(comm, "heartbeat")
+        assert abs(hb["now"] - time.time()) < 2
+        assert runtime.backends()["b"].state == "up"
+        await comm.send_to(text_data=json.dumps({"type": "resync"}))
+        again = await _next(comm, "snapshot")
+        assert again["epoch"] == epoch
+        assert again["items"]["be:f:one:a"]["state"] == "down"
+        await comm.disconnect()
+        return took
+
+    took = asyncio.run(go())
+    assert took < 2.0  # fall 2 at 50 ms intervals, then at most a settle of 20 ms
+
+
+def test_a_slow_client_keeps_one_value_per_item():
+    from frontend.hub import Outbox
+
+    async def go():
+        box = Outbox(0)
+        for seq in range(1, 10_001):
+            box.put(seq, {"be:f:one:a": {"n": seq}, f"be:f:one:{seq % 7}": {"n": seq}})
+        base, seq, items = box.take()
+        assert (base, seq) == (0, 10_000)
+        assert len(items) == 8
+        assert items["be:f:one:a"] == {"n": 10_000}
+        assert box.take()[2] == {}
+
+    asyncio.run(go())

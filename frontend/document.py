@@ -171,6 +171,7 @@ def items(inp: Inputs) -> dict[str, Item]:
                     "since": blive.since if blive else None,
                     "last_probe_at": blive.last_probe_at if blive else None,
                     "ramp": round(ramps[bname], 3) if bname in ramps and in_active else None,
+                    "drift": False,  # set by the hub once VPP has differed for a while
                     "why_zero": ""
                     if effective
                     else why_zero(
@@ -201,7 +202,11 @@ def problems_only(doc: Mapping[str, Item]) -> dict[str, Item]:
     for key, item in doc.items():
         bad = (item["kind"] == "frontend" and item["state"] != "up") or (
             item["kind"] == "backend"
-            and (item["state"] != "up" or (item["pool_active"] and not item["effective"]))
+            and (
+                item["state"] != "up"
+                or (item["pool_active"] and not item["effective"])
+                or item.get("drift")
+            )
         )
         if bad:
             keep[key] = item

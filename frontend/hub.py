@@ -39,6 +39,7 @@ log = logging.getLogger("maglev.dashboard")
 
 TICK: float = 1.0  # seconds between recomputes without an event (counters, ages, heartbeats)
 SETTLE: float = 0.02  # after an event, wait this long for its siblings (a mass failure)
+DRIFT_AFTER: float = 3.0  # seconds VPP may differ from the desired weight before it is flagged
 MAX_LAG: float = 10.0  # seconds an outbox may wait before its connection is closed
 CLOSE_BEHIND: int = 4008
 
@@ -81,6 +82,7 @@ class Hub:
         self.seq = 0
         self.doc: dict[str, document.Item] = {}
         self.outboxes: set[Outbox] = set()
+        self.mismatch_since: dict[str, float] = {}  # row → when VPP first differed from it
         self._task: asyncio.Task[None] | None = None
         self._kick: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -115,12 +117,29 @@ class Hub:
         """Rebuild the document (ORM work, so on a thread) and publish what changed."""
         inputs = await database_sync_to_async(self.build)()
         new = document.items(inputs)
+        self._mark_drift(new, time.monotonic(), inputs.vpp_connected)
         delta = document.changed(self.doc, new)
         self.doc = new
         if delta:
             self.seq += 1
             for box in list(self.outboxes):
                 box.put(self.seq, delta)
+
+    def _mark_drift(self, doc: dict[str, document.Item], now: float, connected: bool) -> None:
+        """Flag rows whose VPP weight has differed from the effective one for longer than a
+        sync takes (a write that failed, or someone else changing VPP)."""
+        seen = set()
+        for key, item in doc.items():
+            if item["kind"] != "backend" or not item["pool_active"] or not connected:
+                continue
+            differs = item["vpp_weight"] is not None and item["vpp_weight"] != item["effective"]
+            differs |= item["vpp_weight"] is None and item["effective"] > 0
+            if differs:
+                seen.add(key)
+                first = self.mismatch_since.setdefault(key, now)
+                item["drift"] = now - first >= DRIFT_AFTER
+        for key in set(self.mismatch_since) - seen:
+            del self.mismatch_since[key]
 
     def attach(self) -> Outbox:
         box = Outbox(self.seq)

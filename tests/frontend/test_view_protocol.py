@@ -102,3 +102,26 @@ def test_a_slow_client_keeps_one_value_per_item():
         assert box.take()[2] == {}
 
     asyncio.run(go())
+
+
+def test_drift_is_flagged_once_vpp_differs_for_longer_than_a_sync(monkeypatch):
+    from frontend import hub as hubs
+    from frontend.document import VppAs
+    from tests.frontend.test_document import inputs
+
+    monkeypatch.setattr(hubs, "DRIFT_AFTER", 0.2)
+    vpp = {"www": {"192.0.2.1": VppAs(37, 100), "192.0.2.2": VppAs(0, 0)}}
+    hub = hubs.Hub("default", lambda: inputs(vpp=vpp))
+
+    async def go():
+        await hub.refresh()
+        assert hub.doc["be:www:primary:a"]["drift"] is False  # just seen: a sync may be on its way
+        await asyncio.sleep(0.3)
+        await hub.refresh()
+        assert hub.doc["be:www:primary:a"]["drift"] is True
+        assert hub.doc["be:www:primary:b"]["drift"] is False  # VPP agrees (0)
+        vpp["www"]["192.0.2.1"] = VppAs(100, 100)
+        await hub.refresh()
+        assert hub.doc["be:www:primary:a"]["drift"] is False
+
+    asyncio.run(go())

@@ -4,6 +4,8 @@
 
 const live = document.getElementById("live");
 const params = new URLSearchParams(location.search);
+// Fields that change on every probe: updated in place without a highlight.
+const QUIET = new Set(["probe", "counter", "since", "history"]);
 let socket = null, epoch = null, seq = null, lastHeard = 0, clockSkew = 0, items = {};
 
 function connect() {
@@ -49,7 +51,7 @@ function apply(next, flash) {
     for (const cell of cells) {
       const field = cell.dataset.f;
       if (before && JSON.stringify(before[field]) === JSON.stringify(item[field])) continue;
-      if (render(cell, field, item) && flash && before) flashCell(cell);
+      if (render(cell, field, item) && flash && before && !QUIET.has(field)) flashCell(cell);
     }
     const row = document.querySelector(`tr[data-key="${CSS.escape(key)}"]`);
     if (row && item.state) row.className = `state-${item.state}`;
@@ -70,6 +72,7 @@ function render(cell, field, item) {
   }
   if (field === "since") { cell.dataset.since = value ?? ""; text = age(value); }
   else if (field === "why_zero") text = value ? `weight 0: ${value}` : "";
+  else if (field === "drift") text = value ? `drift: VPP has ${item.vpp_weight ?? "no AS"}, should be ${item.effective}` : "";
   else if (field === "active_pool") text = value ?? "none";
   else text = value === null || value === undefined ? "-" : String(value);
   if (field === "state" || field === "vpp") cell.className = `badge ${field === "vpp" ? "vpp" : "state"}-${value}`;

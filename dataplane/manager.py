@@ -47,6 +47,10 @@ from health.errors import Unavailable
 log = logging.getLogger("maglev.dataplane")
 
 TICK: float = 0.2  # seconds between warmup checks and sync-interval checks
+# After writes, VPP's bucket counts (which only a dump tells) are read again this long after the
+# last write, and at most this often, and never while writes wait: failover comes first.
+BUCKETS_AFTER: float = 0.5
+BUCKETS_EVERY: float = 2.0
 
 
 class Dataplane:
@@ -76,6 +80,8 @@ class Dataplane:
         self._actual: ActualState | None = None  # VPP thread only
         self._last_full = 0.0
         self._full_wanted = False
+        self._buckets_due: float | None = None
+        self._last_buckets = 0.0
         self._stop = threading.Event()
         self._ticker: threading.Thread | None = None
         self.syncs = 0
@@ -162,6 +168,13 @@ class Dataplane:
             self._full_wanted = False
             self._last_full = now
             self.conn.submit(self._full_sync).add_done_callback(_log_failure)
+        elif self._buckets_due is not None and now >= self._buckets_due and self.conn.connected:
+            with self._lock:
+                busy = self._job_queued
+            if not busy:
+                self._buckets_due = None
+                self._last_buckets = now
+                self.conn.submit(self._refresh_buckets).add_done_callback(_log_failure)
 
     # -- the work, on the VPP thread -----------------------------------------------------------
 
@@ -253,6 +266,8 @@ class Dataplane:
                     extra={"op": repr(f.op)[:200], "retval": f.retval, "why": f.message},
                 )
         self.syncs += 1
+        now = self.clock()
+        self._buckets_due = max(now + BUCKETS_AFTER, self._last_buckets + BUCKETS_EVERY)
         self.last_result = {
             "scope": scope,
             "operations": len(ops),
@@ -263,6 +278,10 @@ class Dataplane:
         for fn in self.on_synced:
             fn(frontends)
         return self.last_result
+
+    def _refresh_buckets(self, api: Any) -> None:
+        """Read VPP's bucket counts again after writes moved them (the dashboard shows them)."""
+        self._publish_buckets(dump_lb(api))
 
     def _publish_buckets(self, dump: Any) -> None:
         """Hand VPP's per-AS bucket counts to the runtime's frontend view (dashboard, API)."""

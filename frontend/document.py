@@ -45,6 +45,9 @@ class Inputs:
     vpp_since: float | None = None
     ramps: Mapping[str, float] | None = None  # backend → slow-start fraction, while ramping
     overrides: Mapping[str, Mapping[tuple[str, str], int]] | None = None  # operator weights
+    # frontend → VPP's per-VIP packet counters (first, next, untracked, no_server) and their time
+    counters: Mapping[str, Mapping[str, int]] | None = None
+    counters_at: float | None = None
 
 
 def vip_text(f: FrontendSpec) -> str:
@@ -140,6 +143,8 @@ def items(inp: Inputs) -> dict[str, Item]:
             "src_ip_sticky": spec.src_ip_sticky,
             "flush_on_down": spec.flush_on_down,
             "pools": [p.name for p in spec.pools],
+            "packets": dict((inp.counters or {}).get(fname, {})) or None,
+            "rates": None,  # packets per second, set by the hub from two successive reads
         }
         weights = flive.weights if flive is not None else {}
         vpp = inp.vpp.get(fname, {})

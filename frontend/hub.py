@@ -83,6 +83,8 @@ class Hub:
         self.doc: dict[str, document.Item] = {}
         self.outboxes: set[Outbox] = set()
         self.mismatch_since: dict[str, float] = {}  # row → when VPP first differed from it
+        # frontend → (time of the counters' read, counters, packets per second since the last)
+        self._packets: dict[str, tuple[float, dict[str, int], dict[str, float] | None]] = {}
         self._task: asyncio.Task[None] | None = None
         self._kick: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -118,6 +120,7 @@ class Hub:
         inputs = await database_sync_to_async(self.build)()
         new = document.items(inputs)
         self._mark_drift(new, time.monotonic(), inputs.vpp_connected)
+        self._mark_rates(new, inputs.counters_at)
         delta = document.changed(self.doc, new)
         self.doc = new
         if delta:
@@ -140,6 +143,21 @@ class Hub:
                 item["drift"] = now - first >= DRIFT_AFTER
         for key in set(self.mismatch_since) - seen:
             del self.mismatch_since[key]
+
+    def _mark_rates(self, doc: dict[str, document.Item], at: float | None) -> None:
+        """Packets per second per VIP, from two successive reads of VPP's counters."""
+        for item in doc.values():
+            if item["kind"] != "frontend" or not item["packets"] or at is None:
+                continue
+            name, now = item["name"], item["packets"]
+            last = self._packets.get(name)
+            rates = last[2] if last else None
+            if last is not None and at > last[0]:
+                dt = at - last[0]
+                rates = {k: max(0.0, round((now[k] - last[1].get(k, 0)) / dt, 1)) for k in now}
+            if last is None or at > last[0]:
+                self._packets[name] = (at, dict(now), rates)
+            item["rates"] = rates
 
     def attach(self) -> Outbox:
         box = Outbox(self.seq)

@@ -35,6 +35,7 @@ def from_runtime(rt: Any) -> Inputs:
         connected = bool(info.get("connected", True)) and dp.conn.connected
         version = str(info.get("version", ""))
         since = info.get("connect_time")
+        counters, counters_at = _counters(dp, config)
         view = dp.vpp_view
         if view is not None:
             for name, spec in config.frontends.items():
@@ -57,8 +58,29 @@ def from_runtime(rt: Any) -> Inputs:
         vpp_version=version,
         vpp_since=since,
         ramps=rt.ramps() if hasattr(rt, "ramps") else None,
+        counters=counters if dp is not None else None,
+        counters_at=counters_at if dp is not None else None,
         overrides={f: dict(o) for f, o in rt.overrides.items()},
     )
+
+
+COUNTERS = ("first_packet", "next_packet", "untracked_packet", "no_server")
+
+
+def _counters(dp: Any, config: Any) -> tuple[dict[str, dict[str, int]], float | None]:
+    """frontend → VPP's per-VIP packet counters, from the dataplane's last stats read."""
+    store = getattr(dp, "counters", None)
+    if store is None or not dp.conn.connected:
+        return {}, None
+    snap = store.as_dict()
+    by_vip = {(v["prefix"], v["protocol"], v["port"]): v for v in snap.get("vips", ())}
+    out = {}
+    for name, spec in config.frontends.items():
+        k = vip_key(spec)
+        v = by_vip.get((str(k.prefix), k.protocol, k.port))
+        if v is not None:
+            out[name] = {c: int(v[c]) for c in COUNTERS}
+    return out, snap.get("at")
 
 
 def from_database(deployment: str) -> Inputs:

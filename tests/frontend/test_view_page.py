@@ -100,6 +100,25 @@ def test_the_first_page_is_complete_and_changes_nothing(demo):
     assert refused.value.code in (403, 405)
 
 
+def test_vpp_bucket_counts_are_read_after_the_writes(demo):
+    _base, state = demo
+    wait_for(
+        lambda: all(
+            isinstance(i["vpp_buckets"], int) and i["vpp_buckets"] > 0
+            for i in state().values()
+            if i["kind"] == "backend" and i["pool_active"] and i["effective"]
+        ),
+        10,
+        "bucket counts of the serving ASes",
+    )
+    # And VPP's per-VIP packet counters (read from the stats segment every 5 s).
+    wait_for(
+        lambda: all(i["packets"] for i in state().values() if i["kind"] == "frontend"),
+        15,
+        "per-VIP packet counters",
+    )
+
+
 def test_exports_and_filters(demo):
     base, _state = demo
     rows = list(csv.DictReader(io.StringIO(_get(base + "/view/state.csv"))))

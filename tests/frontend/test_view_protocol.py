@@ -125,3 +125,31 @@ def test_drift_is_flagged_once_vpp_differs_for_longer_than_a_sync(monkeypatch):
         assert hub.doc["be:www:primary:a"]["drift"] is False
 
     asyncio.run(go())
+
+
+def test_packet_rates_come_from_two_successive_counter_reads():
+    from frontend import hub as hubs
+    from tests.frontend.test_document import inputs
+
+    reads = [(100.0, 10), (105.0, 60), (105.0, 60)]
+    state = {"i": 0}
+
+    def build():
+        at, first = reads[min(state["i"], len(reads) - 1)]
+        counters = {"first_packet": first, "next_packet": 0, "untracked_packet": 0, "no_server": 0}
+        return inputs(counters={"www": counters}, counters_at=at)
+
+    hub = hubs.Hub("default", build)
+
+    async def go():
+        await hub.refresh()
+        assert hub.doc["fe:www"]["packets"]["first_packet"] == 10
+        assert hub.doc["fe:www"]["rates"] is None  # one read: no rate yet
+        state["i"] = 1
+        await hub.refresh()
+        assert hub.doc["fe:www"]["rates"]["first_packet"] == 10.0  # 50 packets in 5 s
+        state["i"] = 2
+        await hub.refresh()  # the same read again: the rate stays
+        assert hub.doc["fe:www"]["rates"]["first_packet"] == 10.0
+
+    asyncio.run(go())

@@ -5,7 +5,7 @@
 const live = document.getElementById("live");
 const params = new URLSearchParams(location.search);
 // Fields that change on every probe: updated in place without a highlight.
-const QUIET = new Set(["probe", "counter", "since", "history"]);
+const QUIET = new Set(["probe", "counter", "since", "history", "packets", "rates"]);
 let socket = null, epoch = null, seq = null, lastHeard = 0, clockSkew = 0, items = {};
 
 function connect() {
@@ -74,6 +74,8 @@ function render(cell, field, item) {
   else if (field === "why_zero") text = value ? `weight 0: ${value}` : "";
   else if (field === "drift") text = value ? `drift: VPP has ${item.vpp_weight ?? "no AS"}, should be ${item.effective}` : "";
   else if (field === "active_pool") text = value ?? "none";
+  else if (field === "packets") text = value ? `VPP packets: first ${value.first_packet}, next ${value.next_packet}, untracked ${value.untracked_packet}, no server ${value.no_server}` : "";
+  else if (field === "rates") text = value ? `per second: first ${value.first_packet}, next ${value.next_packet}, untracked ${value.untracked_packet}, no server ${value.no_server}` : "";
   else text = value === null || value === undefined ? "-" : String(value);
   if (field === "state" || field === "vpp") cell.className = `badge ${field === "vpp" ? "vpp" : "state"}-${value}`;
   if (cell.textContent === text) return false;

@@ -178,7 +178,15 @@ class Hub:
     async def _run(self) -> None:
         assert self._kick is not None
         kick = self._kick
-        watcher = asyncio.get_running_loop().create_task(self._watch(kick))
+        loop = asyncio.get_running_loop()
+        watcher = loop.create_task(self._watch(kick))
+        bridge = None
+        from django.conf import settings
+
+        from health import live
+
+        if settings.REDIS_URL and live.current() is None:
+            bridge = loop.create_task(self._bridge())
         try:
             while self.outboxes:
                 try:
@@ -192,6 +200,23 @@ class Hub:
                     await asyncio.sleep(SETTLE)
         finally:
             watcher.cancel()
+            if bridge is not None:
+                bridge.cancel()
+
+    async def _bridge(self) -> None:
+        """In a web process beside Celery workers, the workers' events come over the channel
+        layer: feed them into this process's bus (retrying while Redis is away)."""
+        from channels.layers import get_channel_layer
+
+        layer = get_channel_layer()
+        while layer is not None:
+            try:
+                await events.bridge_from_channel_layer(layer)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("dashboard event bridge failed; retrying", extra={"error": repr(exc)})
+            await asyncio.sleep(1.0)
 
     async def _watch(self, kick: asyncio.Event) -> None:
         """Every backend, frontend, VPP or sync event of this deployment triggers a refresh."""

@@ -1,4 +1,4 @@
-"""The apps import only the layers beneath them: frontend, grpcapi → dataplane → health.
+"""The apps import only the layers beneath them: frontend → grpcapi → dataplane → health.
 
 maglev_site (settings, the composition root, the commands that start each process shape) sits
 on top and may import anything; nothing beneath it imports maglev_site except its settings-free
@@ -14,7 +14,7 @@ import pytest
 
 from tests.conftest import REPO
 
-LAYER = {"health": 0, "dataplane": 1, "grpcapi": 2, "frontend": 2}
+LAYER = {"health": 0, "dataplane": 1, "grpcapi": 2, "frontend": 3}
 # maglev_site modules any layer may use: they know nothing of the apps.
 SITE_HELPERS = {
     "maglev_site.env",

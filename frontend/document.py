@@ -203,7 +203,7 @@ def changed(old: Mapping[str, Item], new: Mapping[str, Item]) -> dict[str, Item 
 def problems_only(doc: Mapping[str, Item]) -> dict[str, Item]:
     """The deployment, frontends that are not up, and backends that are not up (or carry no
     weight in their active pool), with their frontends."""
-    keep: dict[str, Item] = {"dep": dict(doc["dep"])} if "dep" in doc else {}
+    keep: dict[str, Item] = {k: v for k, v in doc.items() if v["kind"] == "deployment"}
     for key, item in doc.items():
         bad = (item["kind"] == "frontend" and item["state"] != "up") or (
             item["kind"] == "backend"

@@ -75,9 +75,15 @@ class Hub:
     """Recomputes the document on every event of the bus (and every TICK) and sends the
     changes to every connected outbox."""
 
-    def __init__(self, deployment: str, build: Callable[[], document.Inputs]) -> None:
+    def __init__(
+        self,
+        deployment: str,
+        build: Callable[[], document.Inputs],
+        remotes: tuple[Any, ...] = (),
+    ) -> None:
         self.deployment = deployment
         self.build = build
+        self.remotes = remotes  # other daemons (remote.Remote), read in their own threads
         self.epoch = secrets.token_hex(6)
         self.seq = 0
         self.doc: dict[str, document.Item] = {}
@@ -121,6 +127,8 @@ class Hub:
         new = document.items(inputs)
         self._mark_drift(new, time.monotonic(), inputs.vpp_connected)
         self._mark_rates(new, inputs.counters_at)
+        for r in self.remotes:
+            new.update(r.current())
         delta = document.changed(self.doc, new)
         self.doc = new
         if delta:
@@ -241,7 +249,18 @@ def hub_for(deployment: str) -> Hub:
     """The process's hub of `deployment` (made on first use, on the web process's loop)."""
     hub = _hubs.get(deployment)
     if hub is None:
+        from django.conf import settings
+
+        from .remote import Remote, parse_servers
         from .source import inputs
 
-        hub = _hubs[deployment] = Hub(deployment, lambda: inputs(deployment))
+        ca = None
+        if settings.MAGLEV_GRPC_TLS_CA:
+            with open(settings.MAGLEV_GRPC_TLS_CA, "rb") as f:
+                ca = f.read()
+        remotes = tuple(
+            Remote(a, token=settings.MAGLEV_SERVERS_TOKEN or None, tls_ca=ca).start()
+            for a in parse_servers(",".join(settings.MAGLEV_SERVERS))
+        )
+        hub = _hubs[deployment] = Hub(deployment, lambda: inputs(deployment), remotes)
     return hub

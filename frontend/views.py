@@ -14,6 +14,7 @@ from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
 from . import document, source
+from . import hub as hubs
 
 # Backend columns: (key in the item, heading); the page sorts by any of them.
 COLUMNS: list[tuple[str, str]] = [
@@ -34,6 +35,8 @@ SORTABLE = {key for key, _ in COLUMNS}
 
 def _document(request: HttpRequest) -> dict[str, document.Item]:
     doc = document.items(source.inputs(settings.MAGLEV_DEPLOYMENT))
+    for remote in hubs.hub_for(settings.MAGLEV_DEPLOYMENT).remotes:
+        doc.update(remote.current())
     if request.GET.get("problems") in ("1", "yes", "true"):
         doc = document.problems_only(doc)
     text = request.GET.get("q", "").strip().lower()[:100]
@@ -75,30 +78,39 @@ def view(request: HttpRequest) -> HttpResponse:
     now = time.time()
     sort = request.GET.get("sort", "")
     key, reverse = sort.lstrip("-"), sort.startswith("-")
-    frontends = []
+    sections: dict[str | None, dict[str, object]] = {}
+    for dkey, d in doc.items():
+        if d["kind"] == "deployment":
+            sections[d.get("server")] = {"key": dkey, "dep": d, "frontends": []}
     for fkey, f in doc.items():
         if f["kind"] != "frontend":
             continue
+        server = f.get("server")
         pools = []
         for pool in f["pools"]:
             rows = [
                 (k, {**b, "age": _age(b["since"], now)})
                 for k, b in doc.items()
-                if b["kind"] == "backend" and b["frontend"] == f["name"] and b["pool"] == pool
+                if b["kind"] == "backend"
+                and b.get("server") == server
+                and b["frontend"] == f["name"]
+                and b["pool"] == pool
             ]
             if key in SORTABLE:
-                rows.sort(
-                    key=lambda r: (r[1].get(key) is None, str(r[1].get(key))), reverse=reverse
-                )
+                rows.sort(key=lambda r: _sort_key(r[1].get(key)), reverse=reverse)
             if rows or not request.GET:
                 pools.append({"name": pool, "active": pool == f["active_pool"], "rows": rows})
-        frontends.append({"key": fkey, "item": f, "pools": pools})
+        section = sections.get(server)
+        if section is not None:
+            section["frontends"].append({"key": fkey, "item": f, "pools": pools})  # type: ignore[attr-defined]
+    local = sections.pop(None, {"key": "dep", "dep": {}, "frontends": []})
     return render(
         request,
         "frontend/view.html",
         {
-            "dep": doc.get("dep", {}),
-            "frontends": frontends,
+            "dep": local["dep"],
+            "frontends": local["frontends"],
+            "remotes": list(sections.values()),
             "columns": COLUMNS,
             "sort": sort,
             "problems": request.GET.get("problems", ""),

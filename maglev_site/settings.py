@@ -208,6 +208,11 @@ MAGLEV_GRPC_MAX_WATCHERS = env_int("MAGLEV_GRPC_MAX_WATCHERS", 64)
 MAGLEV_GRPC_MAX_CALLS = env_int("MAGLEV_GRPC_MAX_CALLS", 256)
 MAGLEV_GRPC_CHECK_DIRS = env_list("MAGLEV_GRPC_CHECK_DIRS", [])
 MAGLEV_LISTEN = env_str("MAGLEV_LISTEN", "127.0.0.1:8080")
+# Other daemons the dashboard shows beside this one, read over their gRPC API (reads are open
+# by default; MAGLEV_SERVERS_TOKEN when they ask a token for reads, MAGLEV_GRPC_TLS_CA for TLS).
+MAGLEV_SERVERS = env_list("MAGLEV_SERVERS", [])
+MAGLEV_SERVERS_TOKEN = env_str("MAGLEV_SERVERS_TOKEN", "")
+MAGLEV_GRPC_TLS_CA = env_str("MAGLEV_GRPC_TLS_CA", "")
 MAGLEV_VPP_API_ADDR = env_str("MAGLEV_VPP_API_ADDR", "/run/vpp/api.sock")
 MAGLEV_VPP_STATS_ADDR = env_str("MAGLEV_VPP_STATS_ADDR", "/run/vpp/stats.sock")
 MAGLEV_SERVER = env_str("MAGLEV_SERVER", "127.0.0.1:9090")

@@ -5,7 +5,7 @@
 const live = document.getElementById("live");
 const params = new URLSearchParams(location.search);
 // Fields that change on every probe: updated in place without a highlight.
-const QUIET = new Set(["probe", "counter", "since", "history", "packets", "rates"]);
+const QUIET = new Set(["probe", "counter", "since", "history", "packets", "rates", "confirmed_at", "version"]);
 let socket = null, epoch = null, seq = null, lastHeard = 0, clockSkew = 0, items = {};
 
 function connect() {
@@ -55,6 +55,10 @@ function apply(next, flash) {
     }
     const row = document.querySelector(`tr[data-key="${CSS.escape(key)}"]`);
     if (row && item.state) row.className = `state-${item.state}`;
+    if (item.kind === "deployment" && item.server) {
+      const section = document.querySelector(`section[data-key="${CSS.escape(key)}"]`);
+      if (section) section.classList.toggle("stale", !!item.stale);
+    }
   }
   if (missing) refetch();
 }
@@ -74,6 +78,7 @@ function render(cell, field, item) {
   else if (field === "why_zero") text = value ? `weight 0: ${value}` : "";
   else if (field === "drift") text = value ? `drift: VPP has ${item.vpp_weight ?? "no AS"}, should be ${item.effective}` : "";
   else if (field === "active_pool") text = value ?? "none";
+  else if (field === "confirmed_at") { cell.dataset.confirmed = value ?? ""; text = confirmed(value, item.stale); }
   else if (field === "packets") text = value ? `VPP packets: first ${value.first_packet}, next ${value.next_packet}, untracked ${value.untracked_packet}, no server ${value.no_server}` : "";
   else if (field === "rates") text = value ? `per second: first ${value.first_packet}, next ${value.next_packet}, untracked ${value.untracked_packet}, no server ${value.no_server}` : "";
   else text = value === null || value === undefined ? "-" : String(value);
@@ -105,6 +110,11 @@ async function refetch() {
     document.getElementById("frontends").replaceWith(page.getElementById("frontends"));
     tick();
   } finally { refetching = false; }
+}
+
+function confirmed(at, stale) {
+  if (!stale) return "";
+  return at ? `stale: last confirmed ${age(at)} ago` : "stale: never read";
 }
 
 function age(since) {

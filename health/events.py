@@ -28,6 +28,7 @@ log = logging.getLogger("maglev.events")
 
 EVENTS_GROUP: str = "maglev-events"  # Channels layer group every event is sent to
 SUBSCRIBER_QUEUE: int = 1000  # events a subscriber may lag behind before it is dropped
+RECENT: int = 500  # events the bus remembers, for a page that opens (the admin's event stream)
 
 LOG_LEVELS: dict[str, int] = {"debug": 10, "info": 20, "warning": 30, "error": 40}
 
@@ -145,6 +146,7 @@ class EventBus:
         self.ids = itertools.count(1)
         self.forwarders: list[Callable[[Event], None]] = []
         self.published = 0
+        self.recent: collections.deque[Event] = collections.deque(maxlen=RECENT)
 
     def subscribe(self, flt: Filter | None = None, size: int = SUBSCRIBER_QUEUE) -> Subscription:
         """Subscribe on the running loop; iterate the result with `async for`."""
@@ -164,6 +166,7 @@ class EventBus:
     def publish(self, event: Event, *, forward: bool = True) -> None:
         """Deliver to every matching local subscriber; forward to other processes if wired."""
         self.published += 1
+        self.recent.append(event)  # deque.append is atomic: no lock on the probe loop's path
         with self._lock:
             subs = list(self._subs.values())
         for sub in subs:

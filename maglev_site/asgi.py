@@ -45,8 +45,12 @@ class AllowedHostValidator:
 
 
 from frontend.consumers import ViewConsumer  # noqa: E402
+from frontend.live_events import EventsConsumer  # noqa: E402
 
-websocket_urls: list = [re_path(r"^ws/view/$", ViewConsumer.as_asgi())]
+websocket_urls: list = [
+    re_path(r"^ws/view/$", ViewConsumer.as_asgi()),
+    re_path(r"^ws/events/$", EventsConsumer.as_asgi()),
+]
 
 
 def websocket_application(routes: list) -> object:

@@ -4,7 +4,10 @@ from django.contrib import admin
 from django.urls import include, path
 from django.views.generic import RedirectView
 
+from frontend.live_events import events_page
+
 urlpatterns = [
+    path("admin/live/events/", events_page, name="live-events"),
     path("admin/", admin.site.urls),
     path("", include("frontend.urls")),
     path("", include("django_prometheus.urls")),

@@ -57,6 +57,7 @@ class EventsConsumer(AsyncWebsocketConsumer):
                 await self.send(text_data=_message(e))
         except events.Dropped:
             await self.send(text_data=json.dumps({"type": "gap", "why": "fell behind"}))
+            self.sub.close()
             await self.close()
 
     async def _guard(self) -> None:
@@ -66,6 +67,8 @@ class EventsConsumer(AsyncWebsocketConsumer):
             key = session.session_key if session is not None else None
             alive = key is not None and await database_sync_to_async(session.exists)(key)
             if not alive:
+                # Closing from this side may bring no disconnect call: let go of the bus here.
+                self.sub.close()
                 await self.close(code=CLOSE_LOGGED_OUT)
                 return
 

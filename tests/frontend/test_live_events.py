@@ -55,6 +55,8 @@ def test_recent_then_live_events_and_logout_closes(client, settings, monkeypatch
     events.BUS.publish(events.backend_transition("d", "web1", "up", "down", "L4TOUT", 1.0))
     events.BUS.publish(events.backend_transition("other", "x", "up", "down", "L4TOUT", 1.0))
 
+    before = events.BUS.subscriber_count
+
     async def go():
         comm = WebsocketCommunicator(application, "/ws/events/", headers=headers)
         connected, _ = await comm.connect(timeout=5)
@@ -73,5 +75,6 @@ def test_recent_then_live_events_and_logout_closes(client, settings, monkeypatch
         while out["type"] != "websocket.close":
             out = await comm.receive_output(timeout=3)
         assert out["code"] == live_events.CLOSE_LOGGED_OUT
+        assert events.BUS.subscriber_count == before  # nothing left subscribed
 
     asyncio.run(go())

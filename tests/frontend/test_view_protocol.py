@@ -11,7 +11,7 @@ import time
 import pytest
 from channels.testing import WebsocketCommunicator
 
-from health import live
+from health import events, live
 from health.config import parse_config
 from health.engine.runtime import Runtime
 from maglev_site.asgi import application
@@ -84,7 +84,9 @@ def test_snapshot_then_deltas_then_resync(runtime):
         await comm.disconnect()
         return took
 
+    before = events.BUS.subscriber_count
     took = asyncio.run(go())
+    assert events.BUS.subscriber_count == before  # the hub let go of the bus with its loop
     assert took < 2.0  # fall 2 at 50 ms intervals, then at most a settle of 20 ms
 
 

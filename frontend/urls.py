@@ -1,9 +1,10 @@
 from django.urls import path
 
-from . import views
+from . import actions, views
 
 urlpatterns = [
     path("view/", views.view, name="view"),
     path("view/state.json", views.state_json, name="view-json"),
     path("view/state.csv", views.state_csv, name="view-csv"),
+    path("view/action/", actions.action, name="view-action"),
 ]

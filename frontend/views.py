@@ -13,7 +13,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
-from . import document, source
+from . import actions, document, source
 from . import hub as hubs
 
 # Backend columns: (key in the item, heading); the page sorts by any of them.
@@ -116,6 +116,8 @@ def view(request: HttpRequest) -> HttpResponse:
             "problems": request.GET.get("problems", ""),
             "q": request.GET.get("q", ""),
             "now": now,
+            # Controls only for a user who may use them (frontend/actions.py).
+            "actions": sorted(actions.allowed(request)),
         },
     )
 

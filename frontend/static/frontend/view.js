@@ -143,3 +143,30 @@ function tick() {
 clockSkew = parseFloat(document.body.dataset.now) * 1000 - Date.now();
 setInterval(tick, 1000);
 connect();
+
+// Actions for a signed-in user who may use them (the page has these buttons only then).
+const csrf = document.querySelector('meta[name="maglev-csrf"]');
+if (csrf) {
+  document.addEventListener("click", async (e) => {
+    const button = e.target.closest("button[data-action]");
+    if (!button) return;
+    const cell = button.closest("td.actions");
+    const body = { action: button.dataset.action };
+    if (cell) Object.assign(body, { backend: cell.dataset.backend, frontend: cell.dataset.frontend, pool: cell.dataset.pool });
+    if (body.action === "weight") {
+      const answer = prompt(`Weight 0-100 for ${body.backend} in ${body.frontend}/${body.pool} (add " flush" to flush its flows):`);
+      if (answer === null) return;
+      const [value, flush] = answer.trim().split(/\s+/);
+      body.weight = Number(value); body.flush = flush === "flush";
+    } else if (body.action === "disable" && !confirm(`Disable ${body.backend}? Its flows are flushed.`)) return;
+    const response = await fetch("/view/action/", {
+      method: "POST", headers: { "Content-Type": "application/json", "X-CSRFToken": csrf.content },
+      body: JSON.stringify(body), credentials: "same-origin",
+    });
+    let result;
+    try { result = await response.json(); } catch { result = { ok: false, message: `refused (${response.status})` }; }
+    const status = document.getElementById("action-result");
+    status.textContent = result.message;
+    status.className = result.ok ? "state-up" : "state-down";
+  });
+}

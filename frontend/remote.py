@@ -17,6 +17,7 @@ from typing import Any
 
 import grpc
 
+from grpcapi.cli import render
 from grpcapi.gen import maglev_pb2 as pb
 from grpcapi.gen import maglev_pb2_grpc as pb_grpc
 
@@ -28,10 +29,6 @@ INTERVAL: float = 1.0
 TIMEOUT: float = 2.0
 STALE_AFTER: float = 3.0  # seconds without a confirmed read before a section turns grey
 
-_STATES = {v: k.removeprefix("BACKEND_STATE_").lower() for k, v in pb.BackendState.items()}
-_FSTATES = {v: k.removeprefix("FRONTEND_STATE_").lower() for k, v in pb.FrontendState.items()}
-_PROTOCOLS = {v: k.removeprefix("PROTOCOL_").lower() for k, v in pb.Protocol.items()}
-
 
 def parse_servers(text: str) -> list[str]:
     """`host1:9090,host2:9090` → the addresses (empty entries dropped, duplicates once)."""
@@ -41,10 +38,6 @@ def parse_servers(text: str) -> list[str]:
         if part and part not in out:
             out.append(part)
     return out
-
-
-def _ts(t: Any) -> float | None:
-    return t.seconds + t.nanos / 1e9 if t.seconds or t.nanos else None
 
 
 def to_items(
@@ -60,7 +53,7 @@ def to_items(
             "version": version.version,
             "vpp": "connected" if vpp.connected else "disconnected",
             "vpp_version": vpp.version,
-            "vpp_since": _ts(vpp.connect_time),
+            "vpp_since": render.when(vpp.connect_time),
             "stale": False,
             "error": "",
             "confirmed_at": time.time(),
@@ -75,8 +68,8 @@ def to_items(
             "name": f.name,
             "server": address,
             "description": f.description,
-            "vip": f"{f.address}/{f.prefix_length} {_PROTOCOLS.get(f.protocol, '?')} {port}",
-            "state": _FSTATES.get(f.state, "unknown"),
+            "vip": f"{f.address}/{f.prefix_length} {render.protocol(f.protocol)} {port}",
+            "state": render.frontend_state(f.state),
             "active_pool": active,
             "src_ip_sticky": f.src_ip_sticky,
             "flush_on_down": f.flush_on_down,
@@ -94,10 +87,8 @@ def to_items(
                         f" {lp.detail}" if lp.detail and len(lp.detail) <= 40 else ""
                     )
                     if lp.ok and lp.HasField("latency"):
-                        probe += (
-                            f" in {(lp.latency.seconds + lp.latency.nanos / 1e9) * 1000:.1f} ms"
-                        )
-                state = _STATES.get(pb_.state, "unknown")
+                        probe += f" in {render.seconds(lp.latency) * 1000:.1f} ms"
+                state = render.backend_state(pb_.state)
                 out[f"{prefix}be:{f.name}:{p.name}:{pb_.name}"] = {
                     "kind": "backend",
                     "server": address,
@@ -114,8 +105,8 @@ def to_items(
                     "vpp_buckets": pb_.vpp_buckets if pb_.HasField("vpp_buckets") else None,
                     "probe": probe,
                     "counter": f"{b.counter}/{b.rise + b.fall - 1}" if b else "",
-                    "since": _ts(b.since) if b else None,
-                    "last_probe_at": _ts(b.last_probe.at)
+                    "since": render.when(b.since) if b else None,
+                    "last_probe_at": render.when(b.last_probe.at)
                     if b and b.HasField("last_probe")
                     else None,
                     "ramp": None,
@@ -123,9 +114,9 @@ def to_items(
                     "why_zero": "" if pb_.effective_weight else _why(state, p.active, active),
                     "history": [
                         {
-                            "from": _STATES.get(getattr(t, "from"), "?"),
-                            "to": _STATES.get(t.to, "?"),
-                            "at": _ts(t.at),
+                            "from": render.backend_state(getattr(t, "from")),
+                            "to": render.backend_state(t.to),
+                            "at": render.when(t.at),
                             "reason": t.reason,
                         }
                         for t in (b.transitions if b else ())

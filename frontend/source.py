@@ -10,7 +10,8 @@ from dataplane.desired import vip_key
 from health import live
 from health.checker.weights import frontend_weights
 from health.config_db import config_from_db
-from health.models import BackendState, Deployment, PoolMember, Transition
+from health.engine.host import load_overrides
+from health.models import BackendState, Deployment, Transition
 from maglev_site.version import VERSION
 
 from .document import Inputs, VppAs
@@ -117,11 +118,7 @@ def from_database(deployment: str) -> Inputs:
             since=st.since.timestamp() if st.since else None,
             transitions=tuple(history.get(st.backend.name, ())),
         )
-    overrides: dict[str, dict[tuple[str, str], int]] = {}
-    for f, p, b, w in PoolMember.objects.filter(
-        pool__frontend__deployment=dep, weight_override__isnull=False
-    ).values_list("pool__frontend__name", "pool__name", "backend__name", "weight_override"):
-        overrides.setdefault(f, {})[(p, b)] = w
+    overrides = load_overrides(dep)
     from health.checker.states import State
 
     states = {n: State(b.state) for n, b in backends.items()}

@@ -13,6 +13,8 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
+from grpcapi.cli.render import duration
+
 from . import actions, document, source
 from . import hub as hubs
 
@@ -60,16 +62,11 @@ def _sort_key(value: object) -> tuple[bool, int, float, str]:
 
 
 def _age(since: float | None, now: float) -> str:
+    """How long a backend has been in its state (`12m30s`), as maglevc writes durations."""
     if since is None:
         return "-"
-    s = max(0, int(now - since))
-    if s < 60:
-        return f"{s}s"
-    if s < 3600:
-        return f"{s // 60}m{s % 60:02d}s"
-    if s < 86400:
-        return f"{s // 3600}h{s % 3600 // 60:02d}m"
-    return f"{s // 86400}d{s % 86400 // 3600:02d}h"
+    s = int(max(0.0, now - since))
+    return f"{s}s" if s < 60 else duration(float(s))
 
 
 @require_GET

@@ -29,7 +29,7 @@ COLUMNS: list[tuple[str, str]] = [
     ("vpp_weight", "VPP weight"),
     ("vpp_buckets", "VPP buckets"),
     ("probe", "last probe"),
-    ("counter", "rise/fall"),
+    ("counter", "health"),
     ("since", "in state for"),
 ]
 SORTABLE = {key for key, _ in COLUMNS}

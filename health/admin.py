@@ -52,6 +52,8 @@ STATE_COLORS: dict[str, str] = {
 
 # Failed logins are audited and throttled (health/loginguard.py).
 admin.site.login_form = loginguard.GuardedAdminLoginForm
+# Admin's "View site" opens the live dashboard.
+admin.site.site_url = "/view/"
 
 
 def actor(request: HttpRequest) -> services.Actor:

@@ -237,7 +237,12 @@ def set_backend_intent(deployment: str, backend: str, action: str, actor: Actor)
         "backend-intent",
         extra={"backend": backend, "action": action, "to": to.value, "by": str(actor)},
     )
-    hooks.emit(hooks.Change("backend-intent", deployment, {"backend": backend, "action": action}))
+    reason = f"{action} by {actor}"
+    hooks.emit(
+        hooks.Change(
+            "backend-intent", deployment, {"backend": backend, "action": action, "reason": reason}
+        )
+    )
     return to
 
 

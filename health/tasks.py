@@ -27,7 +27,7 @@ from . import hooks, live, services
 from .checker.states import State
 from .config.validators import NAME_RE
 from .engine.lease import live_nodes, process_id
-from .models import AuditEntry, BackendState, Door, PoolMember
+from .models import AuditEntry, BackendState, Door, PoolMember, Transition
 
 log = logging.getLogger("maglev.tasks")
 
@@ -89,9 +89,18 @@ def reread(kind: str, deployment: str, target: dict[str, Any]) -> list[hooks.Cha
         ).first()
         if st is None:
             raise Refused("no such backend")
+        # The reason the service layer recorded ("pause by alice via admin"), so the worker's
+        # history names who did it too.
+        reason = (
+            Transition.objects.filter(backend_id=st.backend_id)
+            .order_by("-at", "-id")
+            .values_list("reason", flat=True)
+            .first()
+            or ""
+        )
+        data = {"backend": target["backend"], "reason": reason}
         return [
-            hooks.Change(kind, deployment, {"backend": target["backend"], "action": a})
-            for a in _intent_actions(st.state)
+            hooks.Change(kind, deployment, {**data, "action": a}) for a in _intent_actions(st.state)
         ]
     member = PoolMember.objects.filter(
         pool__frontend__deployment__name=deployment,

@@ -114,7 +114,10 @@ def host_runtime(
         if change.deployment != deployment:
             return
         if change.kind == "backend-intent":
-            runtime.apply_intent(change.data["backend"], change.data["action"], recorded=True)
+            d = change.data
+            runtime.apply_intent(
+                d["backend"], d["action"], recorded=True, reason=d.get("reason", "")
+            )
         elif change.kind == "pool-weight":
             d = change.data
             runtime.set_override(d["frontend"], d["pool"], d["backend"], d["weight"], d["flush"])

@@ -365,12 +365,14 @@ class Runtime:
 
     # -- operator intent and weights (thread-safe entry points) -----------------------------
 
-    def apply_intent(self, backend: str, action: str, *, recorded: bool = True) -> None:
+    def apply_intent(
+        self, backend: str, action: str, *, recorded: bool = True, reason: str = ""
+    ) -> None:
         """Pause/resume/enable/disable (thread-safe). `recorded`: the service layer already
         wrote the transition to the database."""
-        self.call(lambda: self._apply_intent(backend, action, recorded))
+        self.call(lambda: self._apply_intent(backend, action, recorded, reason))
 
-    def _apply_intent(self, backend: str, action: str, recorded: bool) -> None:
+    def _apply_intent(self, backend: str, action: str, recorded: bool, reason: str = "") -> None:
         r = self._runners.get(backend)
         if r is None:
             return
@@ -379,7 +381,8 @@ class Runtime:
             return
         method = getattr(r.machine, action)
         try:
-            change = method()
+            # The service layer's reason ("pause by alice via admin") names who, as its row does.
+            change = method(reason) if reason else method()
         except StateError as exc:  # the service layer checked; a race is only logged
             log.warning("intent not applied", extra={"backend": backend, "error": str(exc)})
             return

@@ -76,6 +76,8 @@ def test_an_operator_acts_with_csrf_and_is_audited(loaded):
     r = _post(c, {"action": "pause", "backend": "web1"})
     assert r.status_code == 200, r.content
     assert r.json() == {"ok": True, "message": "backend web1: paused"}
+    state = c.get("/view/state.json", **HOST).json()["items"]
+    assert state["be:www:primary:web1"]["why_zero"] == "paused by alice via admin"
     entry = AuditEntry.objects.get(action="backend-pause")
     assert (entry.actor, entry.door) == ("alice", "admin")
     r = _post(

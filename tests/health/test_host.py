@@ -102,3 +102,11 @@ def test_a_restart_remembers_intent_and_history(hosted):
         assert again.runtime.backends()["a"].transitions[0]["to"] == "disabled"
     finally:
         again.close()
+
+
+def test_an_operator_transition_names_who_in_the_runtime_too(hosted):
+    rt = hosted.runtime
+    wait_for(lambda: rt.backends()["a"].state == "up")
+    services.set_backend_intent("d", "a", "pause", ACTOR)
+    wait_for(lambda: rt.backends()["a"].state == "paused")
+    assert rt.backends()["a"].transitions[0]["reason"] == "pause by ops via cli"

@@ -311,6 +311,7 @@ class Runtime:
     ) -> None:
         old = self.config
         self.config = config
+        known = set(self._runners)  # a restart's restored backends are not newcomers
         changed_frontends = {
             n for n, f in config.frontends.items() if old.frontends.get(n) != f
         } | (set(old.frontends) - set(config.frontends))
@@ -348,7 +349,9 @@ class Runtime:
             if r is not None and r.machine.state is not nr.machine.state:
                 change = Transition(r.machine.state, nr.machine.state, "config reload")
                 self._transition(nr, change, recorded=False)
+        serving_before = {n for n, users in self._users.items() if users}
         self._index_frontends()
+        self._ramp_newcomers(known - serving_before)
         for name in list(self._frontends):
             if name not in config.frontends:
                 del self._frontends[name]
@@ -424,6 +427,19 @@ class Runtime:
         assert self._wheel is not None
         planned = self.loop.time() + delay
         self._wheel.add(planned, (r, r.generation, planned))
+
+    def _ramp_newcomers(self, idle: set[str]) -> None:
+        """An up backend that was in no frontend and joins one starts taking traffic now: it
+        ramps like one that just came up (HAProxy ramps a server leaving maintenance too)."""
+        now = self._clock()
+        for name in idle:
+            r = self._runners.get(name)
+            if r is None or r.check.slow_start <= 0 or r.machine.state is not State.UP:
+                continue
+            if not self._users.get(name):
+                continue
+            r.ramp_start = now
+            self._ramping.add(name)
 
     def _end_ramp(self, r: Runner) -> None:
         r.ramp_start = None

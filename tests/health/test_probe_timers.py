@@ -21,18 +21,25 @@ def loop():
 
 def test_wheel_runs_each_entry_once_at_or_after_its_time_within_a_tick(loop):
     fired: list[tuple[int, float, float]] = []
-    wheel = TimerWheel(loop, lambda n, when: fired.append((n, when, loop.time())), tick=0.005)
-    start = loop.time()
     offsets = [0.030, 0.001, 0.012, 0.012, 0.050, 0.0]
+
+    def record(n: int, when: float) -> None:
+        fired.append((n, when, loop.time()))
+        if len(fired) == len(offsets):
+            loop.stop()
+
+    wheel = TimerWheel(loop, record, tick=0.005)
+    start = loop.time()
     for n, off in enumerate(offsets):
         wheel.add(start + off, (n, start + off))
-    loop.call_later(0.2, loop.stop)
+    loop.call_later(5.0, loop.stop)  # a bound, not the expected end: the last entry stops it
     loop.run_forever()
     assert sorted(n for n, _, _ in fired) == list(range(len(offsets)))
     # uvloop's clock has millisecond steps: allow one step early. Late is the rounding up to
-    # the tick plus whatever else a loaded test machine runs meanwhile.
+    # the tick plus whatever else a loaded test machine (CI runs the suite on two cores) does
+    # meanwhile, so the late bound is loose: lateness is measured in bench/, not here.
     for _, when, at in fired:
-        assert when - 0.0011 <= at <= when + 0.005 + 0.05
+        assert when - 0.0011 <= at <= when + 0.005 + 1.0
     # Earlier ticks run first.
     order = [n for n, _, _ in fired]
     ticks = [int((start + offsets[n]) / 0.005) for n in order]

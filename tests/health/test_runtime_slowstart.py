@@ -32,7 +32,7 @@ maglev:
 
 def effective(rt: Runtime, backend: str) -> int:
     f = rt.frontends().get("f")
-    return f.weights[("one", backend)][1] if f else -1
+    return f.weights.get(("one", backend), (0, 0, False))[1] if f else -1
 
 
 def trace(rt: Runtime, backend: str, seconds: float) -> list[int]:
@@ -108,3 +108,26 @@ def test_a_paused_then_resumed_backend_ramps(started):
     wait_for(lambda: effective(rt, "a") == 0)
     rt.apply_intent("a", "resume", recorded=False)
     wait_for(lambda: effective(rt, "a") == 1)
+
+
+UNUSED = CONFIG.replace("backends: { a: { weight: 60 }, b: {} }", "backends: { b: {} }")
+
+
+def test_an_up_backend_that_joins_a_pool_ramps_from_the_start(started):
+    # `a` is probed and up while in no pool; adding it to the pool later (an admin edit) puts
+    # it in VPP for the first time, so its ramp starts then, not when it came up.
+    rt, _script, _ = started(config=UNUSED)
+    wait_for(lambda: rt.states()["a"].value == "up", 3)
+    time.sleep(3.2)  # longer than the ramp: had it started at `up`, it would be over
+    rt.apply_config(parse_config(CONFIG))
+    seen = trace(rt, "a", 4.0)
+    assert [w for w in seen if w] == [1, 20, 40, 60], seen
+
+
+def test_a_reload_that_keeps_a_backend_in_its_pool_does_not_ramp_it(started):
+    rt, _script, _ = started()
+    wait_for(lambda: effective(rt, "a") == 60, 5)
+    rt.apply_config(parse_config(CONFIG.replace("port: 80\n      pools", "port: 81\n      pools")))
+    wait_for(lambda: rt.config.frontends["f"].port == 81)
+    assert rt.ramps() == {}
+    assert effective(rt, "a") == 60

@@ -9,15 +9,21 @@ refused (403) before anything happens.
 from __future__ import annotations
 
 import json
+from functools import partial
 
 from django.conf import settings
 from django.http import HttpRequest, JsonResponse
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_GET, require_POST
 
 from health import live, services
+from health.checker.states import State
 from health.config import ConfigError
-from health.errors import FailedPrecondition, InvalidArgument, ServiceError
+from health.errors import InvalidArgument, ServiceError
 from health.models import Door
+from health.tasks import ask_workers_to_sync
+
+from . import impact as impacts
+from .source import inputs
 
 # action → the permission it needs (the admin's codenames, docs/admin.md)
 PERMISSIONS: dict[str, str] = {
@@ -88,10 +94,66 @@ def _run(what: str, data: dict, dep: str, actor: services.Actor) -> str:
         )
     if what == "sync":
         rt = live.current()
-        if rt is None:
-            raise FailedPrecondition("no runtime in this process writes VPP")
         frontend = _text(data, "frontend") if data.get("frontend") else None
-        result = services.sync_vpp(dep, frontend, actor, rt.sync)
+        # Beside Celery workers the web process has no runtime: the workers that own the
+        # shards do the writing, as for gRPC's SyncVPPLBState.
+        run = rt.sync if rt is not None else partial(ask_workers_to_sync, dep)
+        result = services.sync_vpp(dep, frontend, actor, run)
+        if "summary" in result and not result.get("operations"):
+            return f"{frontend or 'every frontend'}: {result['summary']}"
         return f"synced {frontend or 'every frontend'}: {result.get('operations', 0)} operations"
     summary = services.reload_config(dep, actor)
     return f"reloaded: {summary}"
+
+
+@require_GET
+def impact(request: HttpRequest) -> JsonResponse:
+    """What a weight change, disable or pause would do to each VIP the backend is in (for the
+    confirmation an operator reads first). Changes nothing; needs the action's permission."""
+    q = request.GET
+    what = q.get("action", "")
+    if what not in impacts.ACTIONS:
+        return _refuse(400, f"action must be one of {', '.join(impacts.ACTIONS)}")
+    if what not in allowed(request):
+        return _refuse(403, "you may not do this (log in with the permission it needs)")
+    weight = None
+    if what == "weight":
+        try:
+            weight = int(q.get("weight", ""))
+        except ValueError:
+            return _refuse(400, "weight must be a whole number 0-100")
+        if not 0 <= weight <= 100:
+            return _refuse(400, "weight must be a whole number 0-100")
+    change = impacts.Change(
+        what,
+        q.get("backend", "")[:64],
+        pool=q.get("pool", "")[:64] or None,
+        weight=weight,
+        flush=q.get("flush") == "1",
+    )
+    data = inputs(settings.MAGLEV_DEPLOYMENT)
+    states = {n: State(b.state) for n, b in data.backends.items()}
+    try:
+        found = impacts.preview(data.config, states, data.overrides or {}, change, data.ramps)
+    except ValueError as exc:
+        return _refuse(400, str(exc)[:500])
+    return JsonResponse(
+        {
+            "ok": True,
+            "message": "; ".join(i.summary() for i in found) or "in no frontend: nothing moves",
+            "frontends": [
+                {
+                    "frontend": i.frontend,
+                    "moved": round(i.moved, 4),
+                    "pool_before": i.pool_before,
+                    "pool_after": i.pool_after,
+                    "state_before": i.state_before,
+                    "state_after": i.state_after,
+                    "buckets_before": i.buckets_before,
+                    "buckets_after": i.buckets_after,
+                    "flushed": i.flushed,
+                }
+                for i in found
+            ],
+        }
+    )

@@ -7,4 +7,5 @@ urlpatterns = [
     path("view/state.json", views.state_json, name="view-json"),
     path("view/state.csv", views.state_csv, name="view-csv"),
     path("view/action/", actions.action, name="view-action"),
+    path("view/impact/", actions.impact, name="view-impact"),
 ]

@@ -11,8 +11,6 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from django.conf import settings
-
 from dataplane.hosting import counter_store
 from dataplane.vpp.connection import VppConnection
 from dataplane.vpp.errors import VppUnavailable
@@ -53,27 +51,6 @@ class StandaloneVpp:
 
     def sync(self, frontend: str | None = None) -> dict[str, Any]:
         """Ask every live worker to sync (each writes only the shards it owns)."""
-        if not settings.REDIS_URL:
-            raise Unavailable("no runtime in this process and no Redis to reach the workers")
-        import redis
-        from celery.utils.nodenames import worker_direct
+        from health.tasks import ask_workers_to_sync
 
-        from health.engine.lease import live_nodes
-        from health.tasks import sync
-
-        client = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=2)
-        try:
-            nodes = live_nodes(client, self.deployment)
-        except redis.RedisError as exc:
-            raise Unavailable(f"cannot reach Redis to find the workers: {exc}") from None
-        finally:
-            client.close()
-        if not nodes:
-            raise Unavailable("no worker runtime is alive to sync VPP")
-        for node in nodes:
-            sync.apply_async(args=(self.deployment, frontend), queue=worker_direct(node))
-        return {
-            "scope": "frontend" if frontend else "full",
-            "operations": 0,
-            "summary": f"sync requested from {len(nodes)} worker(s)",
-        }
+        return ask_workers_to_sync(self.deployment, frontend)

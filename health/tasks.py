@@ -27,6 +27,7 @@ from . import hooks, live, services
 from .checker.states import State
 from .config.validators import NAME_RE
 from .engine.lease import live_nodes, process_id
+from .errors import Unavailable
 from .models import AuditEntry, BackendState, Door, PoolMember, Transition
 
 log = logging.getLogger("maglev.tasks")
@@ -175,6 +176,32 @@ def sync(deployment: Any, frontend: Any = None) -> None:
     rt = live.current()
     if rt is not None and rt.deployment == deployment:
         rt.sync(frontend)
+
+
+def ask_workers_to_sync(deployment: str, frontend: str | None) -> dict[str, Any]:
+    """From a process without a runtime (the web side, the API-only gRPC server): send
+    `maglev.sync` to every live worker of `deployment`; each writes only the shards it owns."""
+    if not settings.REDIS_URL:
+        raise Unavailable("no runtime in this process and no Redis to reach the workers")
+    import redis
+    from celery.utils.nodenames import worker_direct
+
+    client = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=2)
+    try:
+        nodes = live_nodes(client, deployment)
+    except redis.RedisError as exc:
+        raise Unavailable(f"cannot reach Redis to find the workers: {exc}") from None
+    finally:
+        client.close()
+    if not nodes:
+        raise Unavailable("no worker runtime is alive to sync VPP")
+    for node in nodes:
+        sync.apply_async(args=(deployment, frontend), queue=worker_direct(node))
+    return {
+        "scope": "frontend" if frontend else "full",
+        "operations": 0,
+        "summary": f"sync requested from {len(nodes)} worker(s)",
+    }
 
 
 @shared_task(name="maglev.housekeeping", ignore_result=True)

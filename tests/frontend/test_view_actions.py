@@ -112,3 +112,50 @@ def test_an_operator_acts_with_csrf_and_is_audited(loaded):
     assert "out of range" in bad.json()["message"]
     for junk in ({"action": "remove", "backend": "web1"}, {"action": "pause", "backend": ["x"]}):
         assert _post(c, junk).status_code == 400
+
+
+def test_the_impact_preview_needs_the_permission_and_says_what_moves(loaded):
+    BackendState.objects.update(state="up")
+    q = "/view/impact/?action=disable&backend=web1"
+    assert Client().get(q, **HOST).status_code == 403
+    assert _login("viewer", "maglev viewers").get(q, **HOST).status_code == 403
+    c = _login("alice", "maglev operators")
+    r = c.get(q, **HOST).json()
+    assert r["ok"]
+    by = {f["frontend"]: f for f in r["frontends"]}
+    assert set(by) == {"www", "www-tls"}
+    # web1 has 2/3 of www's weight (100 vs 50): most of the buckets move, none fail over.
+    assert 0.6 < by["www"]["moved"] < 0.8
+    assert by["www"]["pool_after"] == "primary"
+    assert by["www"]["buckets_after"] == {"web2": 1024}
+    assert by["www"]["flushed"]
+    assert "www: " in r["message"]
+    assert "new flows move" in r["message"]
+    # Both of www's primary backends gone: it would fail over to standby.
+    BackendState.objects.filter(backend__name="web2").update(state="down")
+    www = c.get(q, **HOST).json()["frontends"][0]
+    assert (www["pool_before"], www["pool_after"]) == ("primary", "standby")
+    w = c.get(
+        "/view/impact/?action=weight&backend=web2&pool=primary&weight=0&flush=1", **HOST
+    ).json()
+    assert [f["frontend"] for f in w["frontends"]] == ["www", "www-tls"]
+    for bad in ("weight=101", "weight=x", "weight="):
+        r = c.get(f"/view/impact/?action=weight&backend=web2&pool=primary&{bad}", **HOST)
+        assert r.status_code == 400
+    assert c.get("/view/impact/?action=disable&backend=nope", **HOST).status_code == 400
+    assert c.get("/view/impact/?action=rm&backend=web1", **HOST).status_code == 400
+    # A preview changes nothing.
+    assert not AuditEntry.objects.filter(action__startswith="backend-").exists()
+    assert BackendState.objects.get(backend__name="web1").state == "up"
+
+
+def test_a_frontend_sync_button_and_its_refusal_without_a_runtime(loaded, settings):
+    settings.REDIS_URL = ""
+    c = _login("alice", "maglev operators")
+    page = c.get("/view/", **HOST).content.decode()
+    assert 'data-action="sync" data-frontend="www"' in page
+    r = _post(c, {"action": "sync", "frontend": "www"})
+    assert r.status_code == 400
+    assert "no Redis to reach the workers" in r.json()["message"]
+    assert _post(c, {"action": "sync", "frontend": "nope"}).status_code == 400
+    assert 'data-action="sync"' not in Client().get("/view/", **HOST).content.decode()

@@ -144,6 +144,15 @@ clockSkew = parseFloat(document.body.dataset.now) * 1000 - Date.now();
 setInterval(tick, 1000);
 connect();
 
+// What a change would do (frontend/impact.py), as one line per VIP; never blocks the action.
+async function impactOf(body) {
+  const q = new URLSearchParams({ action: body.action, backend: body.backend, pool: body.pool || "", weight: body.weight ?? "", flush: body.flush ? "1" : "" });
+  try {
+    const r = await (await fetch(`/view/impact/?${q}`, { credentials: "same-origin" })).json();
+    return r.ok ? `Impact: ${r.message}.` : `No impact preview: ${r.message}`;
+  } catch { return "No impact preview (the server did not answer)."; }
+}
+
 // Actions for a signed-in user who may use them (the page has these buttons only then).
 const csrf = document.querySelector('meta[name="maglev-csrf"]');
 if (csrf) {
@@ -153,12 +162,19 @@ if (csrf) {
     const cell = button.closest("td.actions");
     const body = { action: button.dataset.action };
     if (cell) Object.assign(body, { backend: cell.dataset.backend, frontend: cell.dataset.frontend, pool: cell.dataset.pool });
+    else if (button.dataset.frontend) body.frontend = button.dataset.frontend;
     if (body.action === "weight") {
       const answer = prompt(`Weight 0-100 for ${body.backend} in ${body.frontend}/${body.pool} (add " flush" to flush its flows):`);
       if (answer === null) return;
       const [value, flush] = answer.trim().split(/\s+/);
       body.weight = Number(value); body.flush = flush === "flush";
-    } else if (body.action === "disable" && !confirm(`Disable ${body.backend}? Its flows are flushed.`)) return;
+    }
+    // Before a weight change, a disable or a pause: say what it would do, and ask.
+    if (["weight", "disable", "pause"].includes(body.action)) {
+      const what = { weight: `Set ${body.backend}'s weight in ${body.frontend}/${body.pool} to ${body.weight}${body.flush ? " and flush its flows" : ""}?`,
+        disable: `Disable ${body.backend}? Its flows are flushed.`, pause: `Pause ${body.backend}? Its flows drain.` }[body.action];
+      if (!confirm(`${what}\n\n${await impactOf(body)}`)) return;
+    }
     const response = await fetch("/view/action/", {
       method: "POST", headers: { "Content-Type": "application/json", "X-CSRFToken": csrf.content },
       body: JSON.stringify(body), credentials: "same-origin",

@@ -48,6 +48,7 @@ class Inputs:
     # frontend → VPP's per-VIP packet counters (first, next, untracked, no_server) and their time
     counters: Mapping[str, Mapping[str, int]] | None = None
     counters_at: float | None = None
+    vpp_held: frozenset[str] = frozenset()  # frontends whose VPP writes warmup still holds
 
 
 def vip_text(f: FrontendSpec) -> str:
@@ -145,6 +146,7 @@ def items(inp: Inputs) -> dict[str, Item]:
             "pools": [p.name for p in spec.pools],
             "packets": dict((inp.counters or {}).get(fname, {})) or None,
             "rates": None,  # packets per second, set by the hub from two successive reads
+            "vpp_held": fname in inp.vpp_held,  # warmup: VPP is not written yet, by design
         }
         weights = flive.weights if flive is not None else {}
         vpp = inp.vpp.get(fname, {})

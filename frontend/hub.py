@@ -140,9 +140,12 @@ class Hub:
         """Flag rows whose VPP weight has differed from the effective one for longer than a
         sync takes (a write that failed, or someone else changing VPP)."""
         seen = set()
+        held = {i["name"] for i in doc.values() if i["kind"] == "frontend" and i.get("vpp_held")}
         for key, item in doc.items():
             if item["kind"] != "backend" or not item["pool_active"] or not connected:
                 continue
+            if item["frontend"] in held:
+                continue  # warmup holds the writes on purpose: not drift
             differs = item["vpp_weight"] is not None and item["vpp_weight"] != item["effective"]
             differs |= item["vpp_weight"] is None and item["effective"] > 0
             if differs:

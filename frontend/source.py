@@ -30,8 +30,12 @@ def from_runtime(rt: Any) -> Inputs:
     frontends = rt.frontends()
     vpp: dict[str, dict[str, VppAs]] = {}
     connected, version, since = False, "", None
+    held: frozenset[str] = frozenset()
     dp = getattr(rt, "dataplane", None)
     if dp is not None:
+        warmup = getattr(dp, "warmup", None)
+        if warmup is not None and not warmup.ended:
+            held = frozenset(n for n in config.frontends if not warmup.released(n))
         info = dp.conn.vpp_info()
         connected = bool(info.get("connected", True)) and dp.conn.connected
         version = str(info.get("version", ""))
@@ -62,6 +66,7 @@ def from_runtime(rt: Any) -> Inputs:
         counters=counters if dp is not None else None,
         counters_at=counters_at if dp is not None else None,
         overrides={f: dict(o) for f, o in rt.overrides.items()},
+        vpp_held=held,
     )
 
 

@@ -26,6 +26,7 @@ function receive(m) {
   if (m.type === "snapshot") {
     const restarted = epoch !== null && epoch !== m.epoch;
     epoch = m.epoch; seq = m.seq;
+    document.body.dataset.epoch = epoch;                // which server run the page shows
     apply(m.items, !restarted);
     if (restarted) refetch();
     live.textContent = "live";
@@ -78,6 +79,7 @@ function render(cell, field, item) {
   else if (field === "why_zero") text = value ? `weight 0: ${value}` : "";
   else if (field === "drift") text = value ? `drift: VPP has ${item.vpp_weight ?? "no AS"}, should be ${item.effective}` : "";
   else if (field === "active_pool") text = value ?? "none";
+  else if (field === "vpp_held") text = value ? "VPP writes held: warmup (VPP keeps what it had until the first verdicts are in)" : "";
   else if (field === "confirmed_at") { cell.dataset.confirmed = value ?? ""; text = confirmed(value, item.stale); }
   else if (field === "packets") text = value ? `VPP packets: first ${value.first_packet}, next ${value.next_packet}, untracked ${value.untracked_packet}, no server ${value.no_server}` : "";
   else if (field === "rates") text = value ? `per second: first ${value.first_packet}, next ${value.next_packet}, untracked ${value.untracked_packet}, no server ${value.no_server}` : "";

@@ -20,6 +20,7 @@ from health import events as bus
 from health.errors import InvalidArgument
 
 from . import convert
+from .errors import clip
 from .gen import maglev_pb2 as pb
 
 log = logging.getLogger("maglev.grpc")
@@ -51,6 +52,7 @@ class _Converted:
 
 
 _converted = _Converted()
+MAX_FILTER_NAMES = 1000
 
 
 def request_filter(request: pb.WatchEventsRequest, deployment: str) -> bus.Filter:
@@ -60,8 +62,21 @@ def request_filter(request: pb.WatchEventsRequest, deployment: str) -> bus.Filte
         level = "warning"
     if level not in bus.LOG_LEVELS:
         choices = ", ".join(bus.LOG_LEVELS)
-        raise InvalidArgument(f"log level {request.log_level!r} is not one of {choices}")
-    kinds = frozenset(convert.KIND_NAMES[k] for k in request.kinds if k in convert.KIND_NAMES)
+        raise InvalidArgument(f"log level {clip(request.log_level, 40)!r} is not one of {choices}")
+    unknown = [k for k in request.kinds if k not in convert.KIND_NAMES]
+    if unknown:
+        # An unknown kind would otherwise fall out of the filter and widen it to every kind.
+        names = ", ".join(f"EVENT_KIND_{n.upper()}" for n in convert.KIND_NAMES.values())
+        raise InvalidArgument(f"event kind {unknown[0]} is not one of {names}")
+    kinds = frozenset(convert.KIND_NAMES[k] for k in request.kinds)
+    for what, names_ in (("backends", request.backends), ("frontends", request.frontends)):
+        if len(names_) > MAX_FILTER_NAMES:
+            raise InvalidArgument(
+                f"{what}: {len(names_):,} names; a filter has at most {MAX_FILTER_NAMES}"
+            )
+        long = next((n for n in names_ if len(n) > 64), None)
+        if long is not None:
+            raise InvalidArgument(f"{what}: a name of {len(long):,} characters; at most 64")
     return bus.Filter(
         kinds=kinds,
         min_log_level=level,

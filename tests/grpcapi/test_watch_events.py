@@ -132,6 +132,25 @@ def test_a_bad_log_level_is_an_invalid_argument(server):
     assert "log level 'chatty'" in info.value.details()
 
 
+@pytest.mark.parametrize(
+    ("fields", "says"),
+    [
+        ({"kinds": [99]}, "event kind 99 is not one of EVENT_KIND_LOG"),
+        ({"kinds": [pb.EVENT_KIND_BACKEND, 7]}, "event kind 7"),
+        ({"backends": ["x" * 10_000]}, "a name of 10,000 characters"),
+        ({"frontends": [f"f{i}" for i in range(1001)]}, "1,001 names"),
+    ],
+)
+def test_unknown_kinds_and_oversized_filters_are_refused(server, fields, says):
+    # An unknown kind used to drop out of the filter, widening it to every kind.
+    stream = server.stub.WatchEvents(pb.WatchEventsRequest(**fields), timeout=10)
+    with pytest.raises(grpc.RpcError) as info:
+        next(stream)
+    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert says in info.value.details()
+    assert len(info.value.details()) < 300
+
+
 def test_a_reader_that_falls_behind_is_dropped_with_resource_exhausted(serve, imported):
     stub = serve(watch_queue=20).stub
     stream = open_stream(stub, kinds=[pb.EVENT_KIND_LOG], replay=False)

@@ -283,13 +283,18 @@ def open_api(
     *,
     name: str = "vpp-maglev",
     timeout: float = DEFAULT_TIMEOUT,
+    connect_timeout: float | None = None,
 ) -> VppApi:
     """Connect to VPP's API (definitions loaded from VPP itself) and stats sockets, read what
-    VPP is. Raises a VppConnectError subclass (NotVppError, VppPermissionError, ...)."""
+    VPP is. Raises a VppConnectError subclass (NotVppError, VppPermissionError, ...).
+
+    `connect_timeout` bounds each read while connecting (a VPP that is still starting accepts
+    on its socket before it answers); `timeout` applies to the session afterwards."""
+    first = timeout if connect_timeout is None else min(timeout, connect_timeout)
     client = VPPApiClient(
-        server_address=api_socket, bootstrapapi=True, async_thread=False, read_timeout=timeout
+        server_address=api_socket, bootstrapapi=True, async_thread=False, read_timeout=first
     )
-    transport = SocketTransport(client, timeout, api_socket)
+    transport = SocketTransport(client, first, api_socket)
     client.transport = transport
     try:
         client.connect(name)
@@ -307,8 +312,12 @@ def open_api(
     try:
         codec = Codec(client.messages, transport.get_msg_index, transport.socket_index)
         api = VppApi(client, transport, codec, timeout=timeout)
+        api.timeout = first
         version = api.call("show_version")
         ping = api.call("control_ping")
+        api.timeout = transport.read_timeout = timeout
+        if transport.socket is not None:
+            transport.socket.settimeout(timeout)
         boot_time = None
         if stats_socket:
             api.stats = open_stats(stats_socket, timeout)

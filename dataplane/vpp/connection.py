@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import queue
+import select
 import threading
 import time
 from collections.abc import Callable
@@ -28,6 +29,11 @@ log = logging.getLogger("maglev.vpp")
 
 PING_INTERVAL: float = 10.0  # seconds between control_ping keepalives
 RETRY_INTERVAL: float = 5.0  # seconds between connection attempts while VPP is away
+# Right after a loss VPP is usually restarting: try often, so a VPP that comes back empty is
+# refilled within a second of answering, then fall back to RETRY_INTERVAL.
+FAST_RETRY: float = 0.2
+FAST_RETRY_FOR: float = 60.0
+CONNECT_TIMEOUT: float = 2.0  # a read while connecting (VPP accepts before it answers)
 T = TypeVar("T")
 # Told "connect" (with the new session, on the VPP thread) or "disconnect" (with None).
 # Listeners must not block: submit work instead of waiting for it.
@@ -75,6 +81,7 @@ class VppConnection:
         self._stopping = False
         self._last_error = ""
         self._kick = False  # reconnect at once (after a teardown), not after retry_interval
+        self._lost_at: float | None = None  # when the last connection was lost (fast retries)
 
     # -- lifecycle ------------------------------------------------------------------------------
 
@@ -185,7 +192,7 @@ class VppConnection:
                     next_ping = time.monotonic() + self.ping_interval
                     for task in self._periodic:
                         task.due = 0.0
-                next_attempt = time.monotonic() + self.retry_interval
+                next_attempt = time.monotonic() + self._retry_delay()
             elif self._api is not None and now >= next_ping:
                 self._keepalive()
                 next_ping = time.monotonic() + self.ping_interval
@@ -201,6 +208,38 @@ class VppConnection:
             self._execute(*item)
         self._teardown("stopped")
         self._drain()
+
+    def _retry_delay(self) -> float:
+        lost = self._lost_at
+        if lost is not None and time.monotonic() - lost < FAST_RETRY_FOR:
+            return min(FAST_RETRY, self.retry_interval)
+        return self.retry_interval
+
+    def _watch_hangup(self, api: VppApi) -> None:
+        """On a thread of its own: wait for VPP to close the API socket (it died or was
+        restarted), and drop the session at once instead of at the next keepalive. poll()
+        with POLLRDHUP alone reads nothing, so the VPP thread's stream is left untouched."""
+        sock = api.transport.socket
+        if sock is None:
+            return
+        poller = select.poll()
+        try:
+            poller.register(sock.fileno(), select.POLLRDHUP)
+        except (OSError, ValueError):
+            return
+        gone = select.POLLRDHUP | select.POLLHUP | select.POLLERR
+        while self._api is api:
+            try:
+                ready = poller.poll(1000)
+            except (OSError, ValueError):
+                return
+            if any(ev & select.POLLNVAL for _, ev in ready):
+                return  # we closed it ourselves
+            if any(ev & gone for _, ev in ready) and self._api is api:
+                self.submit(
+                    lambda current: current is api and self._teardown("VPP closed the API socket")
+                )
+                return
 
     def _run_due(self, task: _Periodic) -> float:
         """Run a periodic task if it is due; return when it is due next."""
@@ -243,7 +282,13 @@ class VppConnection:
 
     def _connect(self) -> bool:
         try:
-            api = open_api(self.api_socket, self.stats_socket, name=self.name, timeout=self.timeout)
+            api = open_api(
+                self.api_socket,
+                self.stats_socket,
+                name=self.name,
+                timeout=self.timeout,
+                connect_timeout=CONNECT_TIMEOUT,
+            )
         except Exception as e:  # never let the thread die: log, count, retry
             error = str(e) if isinstance(e, VppError) else f"{type(e).__name__}: {e}"
             if error != self._last_error:
@@ -260,7 +305,11 @@ class VppConnection:
         info = api.info
         assert info is not None
         self._api, self._info, self._last_error = api, info, ""
+        self._lost_at = None
         self._connected.set()
+        threading.Thread(
+            target=self._watch_hangup, args=(api,), name=f"vpp-hangup:{self.name}", daemon=True
+        ).start()
         fields = {
             "api_socket": self.api_socket,
             "stats_socket": self.stats_socket,
@@ -289,6 +338,7 @@ class VppConnection:
             return
         self._connected.clear()
         self._kick = not self._stopping
+        self._lost_at = time.monotonic()
         api.close()
         level = logging.INFO if self._stopping else logging.WARNING
         log.log(level, "vpp-disconnect", extra={"api_socket": self.api_socket, "reason": reason})

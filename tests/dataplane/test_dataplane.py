@@ -198,3 +198,56 @@ def test_vpp_restarting_empty_is_resynced_after_reconnect_while_probing_goes_on(
     except BaseException:
         s.close()
         raise
+
+
+def test_a_vpp_restarted_empty_is_noticed_at_once_and_refilled_within_a_second(tmp_path):
+    # Production timers (10 s keepalive, 5 s retry): the closed API socket is what tells the
+    # client, and the fast retries after a loss find the new VPP at once.
+    from dataplane.vppsim.server import BackgroundServer
+    from dataplane.vppsim.simulator import Simulator
+
+    api, stats = str(tmp_path / "api.sock"), str(tmp_path / "stats.sock")
+    first = BackgroundServer(Simulator(), api, stats).start()
+
+    class Handle:
+        api_socket, stats_socket = api, stats
+
+    s = Stack(Handle())
+    second = None
+    try:
+        assert s.dp.conn.ping_interval == 10.0
+        wait_for(lambda: s.dp.warmup.ended and s.dp.syncs >= 1, timeout=5)
+        want = vpp_weights(Handle)
+        assert len(want) == 2
+        t0 = time.monotonic()
+        first.stop()
+        wait_for(lambda: not s.dp.conn.connected, timeout=5)
+        noticed = time.monotonic() - t0
+        time.sleep(0.5)  # VPP is away for a while, as a restart takes
+        second = BackgroundServer(Simulator(), api, stats).start()
+        t1 = time.monotonic()
+        reader = VppConnection(api, "")
+        reader.start()
+        try:
+            assert reader.wait_connected(5)
+
+            def refilled() -> bool:
+                view = reader.run(lambda a: lb_state_view(dump_lb(a)), timeout=5)
+                have = {
+                    f"{v['prefix']}:{v['port']}": {
+                        a["address"]: a["weight"] for a in v["ases"] if a["used"]
+                    }
+                    for v in view["vips"]
+                }
+                return have == want
+
+            wait_for(refilled, timeout=10)
+            refill = time.monotonic() - t1
+        finally:
+            reader.stop()
+    finally:
+        s.close()
+        if second is not None:
+            second.stop()
+    assert noticed < 1.0, f"the loss was noticed after {noticed:.2f} s"
+    assert refill < 1.5, f"VPP held the full state {refill:.2f} s after it answered again"

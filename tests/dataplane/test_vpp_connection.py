@@ -190,6 +190,25 @@ def test_reconnects_after_vpp_is_killed_and_restarted(real_vpp: RealVpp) -> None
     assert calls[:3] == [("connect", True), ("disconnect", False), ("connect", True)]
 
 
+def test_a_killed_vpp_is_noticed_at_once_and_a_restarted_one_found_quickly(
+    real_vpp: RealVpp,
+) -> None:
+    # The production keepalive (10 s) and retry (5 s): the closed socket tells the client, and
+    # the fast retries after a loss find the restarted VPP.
+    with connection(real_vpp, ping_interval=10.0, retry_interval=5.0) as conn:
+        assert conn.wait_connected(10)
+        real_vpp.stop(signal.SIGKILL)  # returns once the process is gone (its sockets too)
+        t0 = time.monotonic()
+        assert wait_for(lambda: not conn.connected, 5)
+        noticed = time.monotonic() - t0
+        real_vpp.start()  # returns once VPP answers on its API socket
+        t1 = time.monotonic()
+        assert conn.wait_connected(5)
+        found = time.monotonic() - t1
+    assert noticed < 1.0, f"noticed after {noticed:.2f} s"
+    assert found < 1.0, f"reconnected {found:.2f} s after VPP answered"
+
+
 def test_vpp_going_away_mid_call_is_an_error_not_a_hang(real_vpp: RealVpp) -> None:
     def kill_then_call(api: VppApi) -> object:
         real_vpp.stop(signal.SIGKILL)

@@ -269,6 +269,14 @@ def event(e: events.Event) -> pb.Event:
         msg.vpp.CopyFrom(
             pb.VPPEvent(what=str(what), message=str(d.get("message", "")), fields=_strings(rest))
         )
+    elif e.kind == "gap":
+        missed = d.get("missed", 0)
+        msg.gap.CopyFrom(
+            pb.GapEvent(
+                origin=str(d.get("origin", ""))[:200],
+                missed=missed if isinstance(missed, int) and missed > 0 else 0,
+            )
+        )
     elif e.kind == "sync":
         rest = {k: v for k, v in d.items() if k not in (*_SYNC_KEYS, "summary")}
         msg.sync.CopyFrom(

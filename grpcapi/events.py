@@ -108,6 +108,11 @@ async def watch(
         try:
             async for event in sub:
                 yield _converted.get(event)
+                if event.kind == "gap" and wants_frontends:
+                    # What was lost may have changed a frontend: send each one's state again.
+                    for name, state in (await replay()).items():
+                        if not flt.frontends or name in flt.frontends:
+                            yield convert.replay_event(deployment, name, state)
         except bus.Dropped as exc:
             log.warning("slow WatchEvents reader dropped", extra={"peer": context.peer()})
             await context.abort(

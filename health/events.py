@@ -18,6 +18,9 @@ import collections
 import contextlib
 import itertools
 import logging
+import os
+import secrets
+import socket
 import threading
 import time
 from collections.abc import AsyncIterator, Callable
@@ -37,7 +40,7 @@ LOG_LEVELS: dict[str, int] = {"debug": 10, "info": 20, "warning": 30, "error": 4
 class Event:
     """One event. `kind` says which; `data` holds its fields (JSON-safe values only)."""
 
-    kind: str  # "log", "backend", "frontend", "vpp", "sync"
+    kind: str  # "log", "backend", "frontend", "vpp", "sync"; "gap": events were lost
     deployment: str
     data: dict[str, Any]
     at: float = field(default_factory=time.time)  # Unix time, seconds
@@ -85,6 +88,8 @@ class Filter:
     def matches(self, e: Event) -> bool:
         if self.deployment and e.deployment != self.deployment:
             return False
+        if e.kind == "gap":
+            return True  # every subscriber must learn that it missed something
         if self.kinds and e.kind not in self.kinds:
             return False
         if e.kind == "log":
@@ -202,9 +207,13 @@ class ChannelLayerForwarder:
 
     def __init__(self, layer: Any, backlog: int = 10_000) -> None:
         self.layer = layer
-        self.backlog: collections.deque[Event] = collections.deque(maxlen=backlog)
+        self.backlog: collections.deque[tuple[int, Event]] = collections.deque(maxlen=backlog)
         self.dropped = 0  # events the backlog overflowed
         self.failed = 0  # sends the layer refused
+        # Every event offered gets the next number, sent or not, so a receiver sees a jump
+        # for whatever was lost on the way (overflow, a refused send, Redis away).
+        self.origin = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+        self.seq = 0
         self._lock = threading.Lock()
         self._sending = False
         self._loop = asyncio.new_event_loop()
@@ -222,7 +231,8 @@ class ChannelLayerForwarder:
         with self._lock:
             if len(self.backlog) == self.backlog.maxlen:
                 self.dropped += 1
-            self.backlog.append(event)
+            self.seq += 1
+            self.backlog.append((self.seq, event))
             if self._sending:
                 return  # the running drain takes it
             self._sending = True
@@ -234,9 +244,14 @@ class ChannelLayerForwarder:
                 if not self.backlog:
                     self._sending = False
                     return
-                event = self.backlog.popleft()
+                seq, event = self.backlog.popleft()
             try:
-                payload = {"type": "maglev.event", "event": event.as_dict()}
+                payload = {
+                    "type": "maglev.event",
+                    "event": event.as_dict(),
+                    "origin": self.origin,
+                    "seq": seq,
+                }
                 await self.layer.group_send(EVENTS_GROUP, payload)
             except Exception as exc:
                 self.failed += 1
@@ -261,14 +276,82 @@ class ChannelLayerForwarder:
             self._loop.close()
 
 
-async def bridge_from_channel_layer(layer: Any) -> None:
-    """Feed events that other processes send to the layer group into this process's BUS."""
+KINDS = frozenset({"log", "backend", "frontend", "vpp", "sync"})
+
+
+def _event_from_layer(d: Any) -> Event | None:
+    """An event as another process sent it, or None when it is not one (Redis is a door)."""
+    if not isinstance(d, dict):
+        return None
+    kind, dep, data, at = d.get("kind"), d.get("deployment"), d.get("data"), d.get("at")
+    if kind not in KINDS or not isinstance(dep, str) or not isinstance(data, dict):
+        return None
+    if not isinstance(at, (int, float)) or isinstance(at, bool):
+        return None
+    return Event(kind, dep[:200], data, float(at))
+
+
+class GapDetector:
+    """Per sending process, the last sequence number received: a jump means events were lost
+    on the way, and is turned into one `gap` event so subscribers know to re-read."""
+
+    MAX_ORIGINS = 1024  # processes remembered (workers come and go)
+
+    def __init__(self) -> None:
+        self.last: collections.OrderedDict[str, int] = collections.OrderedDict()
+        self.missed = 0
+
+    def check(self, origin: Any, seq: Any, deployment: str) -> Event | None:
+        if not isinstance(origin, str) or not isinstance(seq, int) or isinstance(seq, bool):
+            return None  # a sender without numbers (an older version): nothing to compare
+        origin = origin[:200]
+        before = self.last.get(origin)
+        self.last[origin] = max(seq, before or 0)
+        self.last.move_to_end(origin)
+        while len(self.last) > self.MAX_ORIGINS:
+            self.last.popitem(last=False)
+        if before is None or seq <= before + 1:
+            return None
+        missed = seq - before - 1
+        self.missed += missed
+        log.warning("events lost between processes", extra={"origin": origin, "missed": missed})
+        return Event("gap", deployment, {"origin": origin, "missed": missed})
+
+
+async def bridge_from_channel_layer(layer: Any, retry: float = 1.0) -> None:
+    """Feed events that other processes send to the layer group into this process's BUS.
+
+    One channel for the bridge's life: a failed receive (Redis restarting, a timeout) is
+    retried on the same channel, whose messages wait in Redis meanwhile, and the group
+    membership is renewed. Whatever is lost anyway shows up as a jump in a sender's sequence
+    numbers and is published as a `gap` event."""
     channel = await layer.new_channel()
-    await layer.group_add(EVENTS_GROUP, channel)
+    gaps = GapDetector()
+    joined = False
     try:
         while True:
-            message = await layer.receive(channel)
-            if message.get("type") == "maglev.event":
-                BUS.publish(Event.from_dict(message["event"]), forward=False)
+            try:
+                if not joined:
+                    await layer.group_add(EVENTS_GROUP, channel)
+                    joined = True
+                message = await layer.receive(channel)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                joined = False
+                log.warning("event bridge receive failed; retrying", extra={"error": repr(exc)})
+                await asyncio.sleep(retry)
+                continue
+            if not isinstance(message, dict) or message.get("type") != "maglev.event":
+                continue
+            event = _event_from_layer(message.get("event"))
+            if event is None:
+                log.warning("malformed event from the channel layer dropped")
+                continue
+            gap = gaps.check(message.get("origin"), message.get("seq"), event.deployment)
+            if gap is not None:
+                BUS.publish(gap, forward=False)
+            BUS.publish(event, forward=False)
     finally:
-        await layer.group_discard(EVENTS_GROUP, channel)
+        with contextlib.suppress(Exception):
+            await layer.group_discard(EVENTS_GROUP, channel)

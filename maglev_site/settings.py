@@ -16,6 +16,7 @@ from pathlib import Path
 import dj_database_url
 
 from . import dbfiles, secretfiles
+from .channel_layer import redis_channel_layer
 from .env import env_bool, env_int, env_list, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -170,12 +171,7 @@ WHITENOISE_AUTOREFRESH = DEBUG
 # MAGLEV_REDIS_URL, MAGLEV_REDIS_URL_FILE or the credential redis-url (it may hold a password).
 REDIS_URL = secretfiles.load_secret("redis-url", "MAGLEV_REDIS_URL", None) or ""
 if REDIS_URL:
-    CHANNEL_LAYERS = {
-        "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL], "capacity": 1000, "expiry": 10},
-        }
-    }
+    CHANNEL_LAYERS = {"default": redis_channel_layer(REDIS_URL)}
 else:
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 
@@ -213,6 +209,9 @@ MAGLEV_LISTEN = env_str("MAGLEV_LISTEN", "127.0.0.1:8080")
 MAGLEV_SERVERS = env_list("MAGLEV_SERVERS", [])
 MAGLEV_SERVERS_TOKEN = env_str("MAGLEV_SERVERS_TOKEN", "")
 MAGLEV_GRPC_TLS_CA = env_str("MAGLEV_GRPC_TLS_CA", "")
+# True in the dashboard-only process (`manage.py dashboard`, maglev_site/compose.py): /view/
+# shows the MAGLEV_SERVERS daemons alone. Set by that command, not by the environment.
+MAGLEV_DASHBOARD_ONLY = False
 MAGLEV_VPP_API_ADDR = env_str("MAGLEV_VPP_API_ADDR", "/run/vpp/api.sock")
 MAGLEV_VPP_STATS_ADDR = env_str("MAGLEV_VPP_STATS_ADDR", "/run/vpp/stats.sock")
 MAGLEV_SERVER = env_str("MAGLEV_SERVER", "127.0.0.1:9090")

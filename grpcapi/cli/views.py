@@ -320,6 +320,12 @@ def event(e: pb.Event, p: Painter) -> str:
         scope = s.frontend or s.fields.get("scope", "all")
         status = "" if s.ok else p.paint(" failed", "red")
         return f"{at} sync {scope}: {s.operations} operations{status} {s.message}".rstrip()
+    if which == "gap":
+        return (
+            f"{at} "
+            + p.paint(f"gap: {e.gap.missed} event(s) from {e.gap.origin} were lost", "red")
+            + "; frontend states follow, re-read backends with `show backends`"
+        )
     log = e.log
     fields = " ".join(f"{k}={v}" for k, v in sorted(log.fields.items()))
     return f"{at} log {log.level} {log.message} {fields}".rstrip()

@@ -331,7 +331,7 @@ class WatchEventsRequest(_message.Message):
     def __init__(self, kinds: _Optional[_Iterable[_Union[EventKind, str]]] = ..., log_level: _Optional[str] = ..., backends: _Optional[_Iterable[str]] = ..., frontends: _Optional[_Iterable[str]] = ..., replay: _Optional[bool] = ...) -> None: ...
 
 class Event(_message.Message):
-    __slots__ = ("at", "deployment", "log", "backend", "frontend", "vpp", "sync")
+    __slots__ = ("at", "deployment", "log", "backend", "frontend", "vpp", "sync", "gap")
     AT_FIELD_NUMBER: _ClassVar[int]
     DEPLOYMENT_FIELD_NUMBER: _ClassVar[int]
     LOG_FIELD_NUMBER: _ClassVar[int]
@@ -339,6 +339,7 @@ class Event(_message.Message):
     FRONTEND_FIELD_NUMBER: _ClassVar[int]
     VPP_FIELD_NUMBER: _ClassVar[int]
     SYNC_FIELD_NUMBER: _ClassVar[int]
+    GAP_FIELD_NUMBER: _ClassVar[int]
     at: _timestamp_pb2.Timestamp
     deployment: str
     log: LogEvent
@@ -346,7 +347,16 @@ class Event(_message.Message):
     frontend: FrontendEvent
     vpp: VPPEvent
     sync: SyncEvent
-    def __init__(self, at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., deployment: _Optional[str] = ..., log: _Optional[_Union[LogEvent, _Mapping]] = ..., backend: _Optional[_Union[BackendEvent, _Mapping]] = ..., frontend: _Optional[_Union[FrontendEvent, _Mapping]] = ..., vpp: _Optional[_Union[VPPEvent, _Mapping]] = ..., sync: _Optional[_Union[SyncEvent, _Mapping]] = ...) -> None: ...
+    gap: GapEvent
+    def __init__(self, at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., deployment: _Optional[str] = ..., log: _Optional[_Union[LogEvent, _Mapping]] = ..., backend: _Optional[_Union[BackendEvent, _Mapping]] = ..., frontend: _Optional[_Union[FrontendEvent, _Mapping]] = ..., vpp: _Optional[_Union[VPPEvent, _Mapping]] = ..., sync: _Optional[_Union[SyncEvent, _Mapping]] = ..., gap: _Optional[_Union[GapEvent, _Mapping]] = ...) -> None: ...
+
+class GapEvent(_message.Message):
+    __slots__ = ("origin", "missed")
+    ORIGIN_FIELD_NUMBER: _ClassVar[int]
+    MISSED_FIELD_NUMBER: _ClassVar[int]
+    origin: str
+    missed: int
+    def __init__(self, origin: _Optional[str] = ..., missed: _Optional[int] = ...) -> None: ...
 
 class LogEvent(_message.Message):
     __slots__ = ("level", "message", "fields")

@@ -94,6 +94,25 @@ def test_events_published_on_the_bus_arrive_in_order_after_the_replay(server):
     )
 
 
+def test_a_gap_reaches_every_stream_and_frontend_states_follow(server):
+    from grpcapi.cli.render import Painter
+    from grpcapi.cli.views import event as render_event
+
+    only_backends = open_stream(server.stub, kinds=[pb.EVENT_KIND_BACKEND], replay=False)
+    frontends = open_stream(server.stub, frontends=["www"])
+    take(frontends, 1)  # its replay
+    publish_from_thread(events.Event("gap", "default", {"origin": "lb1:42:ab", "missed": 3}))
+    (gap,) = take(only_backends, 1)  # even a stream that asked for backend events only
+    assert (gap.gap.origin, gap.gap.missed) == ("lb1:42:ab", 3)
+    gap2, again = take(frontends, 2)
+    only_backends.cancel()
+    frontends.cancel()
+    assert gap2.WhichOneof("event") == "gap"
+    assert (again.frontend.frontend, again.frontend.replay) == ("www", True)
+    text = render_event(gap, Painter(False))
+    assert "gap: 3 event(s) from lb1:42:ab were lost" in text
+
+
 def test_filters_by_kind_backend_log_level_and_deployment(server):
     stream = open_stream(
         server.stub,

@@ -40,7 +40,7 @@ from dataplane.vpp.connection import VppConnection
 from dataplane.vpp.errors import VppError, VppUnavailable
 from dataplane.vpp.reader import dump_lb, lb_state_view, read_actual, read_lb_state, to_actual
 from dataplane.vpp.writer import apply_ops
-from dataplane.warmup import Warmup
+from dataplane.warmup import Holds, Warmup
 from health import events
 from health.errors import Unavailable
 
@@ -73,6 +73,9 @@ class Dataplane:
         self.others_vips = others_vips
         self.clock = clock
         self.warmup = Warmup.from_lb(runtime.config.lb, start=clock())
+        # After warmup, frontends that arrive (a takeover) wait for their backends' verdicts.
+        self.holds = Holds(set(runtime.config.frontends), runtime.config.lb.startup_max_delay)
+        self._held_config: Any = runtime.config  # the config the holds last saw
         self._lock = threading.Lock()
         self._pending: set[str] = set()
         self._flush: set[str] = set()
@@ -118,6 +121,16 @@ class Dataplane:
                 frontends = {f for f in frontends if self.warmup.released(f)}
                 if not frontends:
                     return
+            else:
+                config = self.runtime.config
+                if config is not self._held_config:  # only when the frontends may differ
+                    self._held_config = config
+                    self.holds.arrive(config.frontends, self.runtime.states(), self.clock())
+                held = self.holds.held()
+                if held:
+                    frontends = frontends - held
+                    if not frontends:
+                        return
             self._pending |= frontends
             if self._job_queued:
                 return  # the job takes these too: it runs until nothing is pending
@@ -162,6 +175,14 @@ class Dataplane:
                 self._full_wanted = True
             elif step.released:
                 self.frontends_changed(set(step.released), set())
+        elif self.holds.held():
+            with self._lock:
+                released = self.holds.release(
+                    self.runtime.config.frontends, self.runtime.states(), now
+                )
+            if released:
+                log.info("taken-over frontends released", extra={"frontends": len(released)})
+                self.frontends_changed(set(released), set())
         interval = self.runtime.config.lb.sync_interval
         due = now - self._last_full >= interval
         if self.warmup.ended and self.conn.connected and (self._full_wanted or due):
@@ -237,6 +258,21 @@ class Dataplane:
             desired = DesiredState(vips=mine, conf=desired.conf)
         with self._lock:
             flush, self._flush = self._flush, set()
+            held = self.holds.held()
+        if held:
+            # Frontends waiting for verdicts after a takeover: VPP keeps what it has for them.
+            mine = dict(desired.vips)
+            for name in held:
+                spec = config.frontends.get(name)
+                if spec is None:
+                    continue
+                key = vip_key(spec)
+                have = self._actual.vips.get(key)
+                if have is not None:
+                    mine[key] = _as_is(have)
+                else:
+                    mine.pop(key, None)
+            desired = DesiredState(vips=mine, conf=desired.conf)
         ops = diff(
             desired,
             self._actual,

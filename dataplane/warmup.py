@@ -79,3 +79,46 @@ class Warmup:
         self._released |= ready
         self._ended = not self._pending
         return WarmupStep(frozenset(ready), ended=self._ended)
+
+
+class Holds:
+    """Warmup for frontends that arrive in a running runtime (a shard taken over from a worker
+    that died or handed it on, a reload that adds one): while any of their backends is still
+    `unknown` they are not written, because writing them now would zero the ASes the previous
+    owner left serving. Released when none is unknown, or after `max_delay`. Pure."""
+
+    def __init__(self, known: set[str], max_delay: float) -> None:
+        self._known = set(known)
+        self._max_delay = max_delay
+        self._until: dict[str, float] = {}
+
+    def held(self) -> frozenset[str]:
+        return frozenset(self._until)
+
+    def arrive(
+        self, frontends: Mapping[str, FrontendSpec], states: Mapping[str, State], now: float
+    ) -> None:
+        """Record the runtime's frontends now; hold the new ones that are not known yet."""
+        for name in set(frontends) - self._known:
+            if self._max_delay > 0 and _unknown(frontends[name], states):
+                self._until[name] = now + self._max_delay
+        self._known = set(frontends)
+        for name in set(self._until) - self._known:
+            del self._until[name]
+
+    def release(
+        self, frontends: Mapping[str, FrontendSpec], states: Mapping[str, State], now: float
+    ) -> frozenset[str]:
+        """The held frontends that may be written from now on (they are no longer held)."""
+        ready = {
+            name
+            for name, until in self._until.items()
+            if now >= until or name not in frontends or not _unknown(frontends[name], states)
+        }
+        for name in ready:
+            del self._until[name]
+        return frozenset(n for n in ready if n in frontends)
+
+
+def _unknown(spec: FrontendSpec, states: Mapping[str, State]) -> bool:
+    return any(states.get(b, State.UNKNOWN) is State.UNKNOWN for b in spec.backend_names())

@@ -36,6 +36,9 @@ def from_runtime(rt: Any) -> Inputs:
         warmup = getattr(dp, "warmup", None)
         if warmup is not None and not warmup.ended:
             held = frozenset(n for n in config.frontends if not warmup.released(n))
+        holds = getattr(dp, "holds", None)
+        if holds is not None:
+            held |= holds.held()  # taken over, waiting for its backends' verdicts
         info = dp.conn.vpp_info()
         connected = bool(info.get("connected", True)) and dp.conn.connected
         version = str(info.get("version", ""))

@@ -283,6 +283,11 @@ class BackendState(models.Model):
     last_code = models.CharField(max_length=32, blank=True)
     last_detail = models.CharField(max_length=255, blank=True)
     last_latency = models.FloatField(null=True, blank=True, help_text="seconds")
+    # The probing process rewrites only changed rows; this says when it last vouched for the
+    # whole row, so a worker taking the shard over knows whether the health is still true.
+    confirmed_at = models.DateTimeField(
+        null=True, blank=True, help_text="when the probing process last confirmed this state"
+    )
 
     def __str__(self) -> str:
         return f"{self.backend.name}: {self.state}"

@@ -92,7 +92,10 @@ def host_runtime(
         **runtime_kwargs,
     )
     persister = StatePersister(
-        deployment, snapshot=runtime.backends, history=lambda: runtime.config.transition_history
+        deployment,
+        snapshot=runtime.backends,
+        history=lambda: runtime.config.transition_history,
+        probed=lambda: set(runtime.config.backends),
     )
 
     def on_transition(name: str, change: Any, recorded: bool) -> None:

@@ -27,6 +27,10 @@ from health.models import Backend, BackendState, Transition
 log = logging.getLogger("maglev.persist")
 
 FLUSH_INTERVAL: float = 0.5  # seconds between batched writes
+# Every CONFIRM_EVERY seconds the rows of every backend this process probes get `confirmed_at`
+# (one UPDATE per CONFIRM_CHUNK ids): a takeover trusts health confirmed this recently.
+CONFIRM_EVERY: float = 5.0
+CONFIRM_CHUNK: int = 500
 MAX_PENDING: int = 200_000  # transitions kept while the database is away; oldest dropped first
 STATE_FIELDS: list[str] = [
     "state",
@@ -62,6 +66,8 @@ class StatePersister:
         snapshot: Callable[[set[str]], dict[str, BackendLive]],
         history: Callable[[], int],
         interval: float = FLUSH_INTERVAL,
+        probed: Callable[[], set[str]] | None = None,
+        confirm_every: float = CONFIRM_EVERY,
     ) -> None:
         self.deployment = deployment
         self._snapshot = snapshot
@@ -75,6 +81,10 @@ class StatePersister:
         self._thread: threading.Thread | None = None
         self.failures = 0
         self.written = 0
+        self._probed = probed  # the backends this process probes now (for confirmations)
+        self._confirm_every = confirm_every
+        self._confirmed = 0.0  # monotonic time of the last confirmation round
+        self._vouched: set[str] = set()  # backends whose row this process has written
 
     # -- called from the probe loop: cheap, never blocks on I/O ------------------------------
 
@@ -111,11 +121,23 @@ class StatePersister:
         with self._lock:
             pending, self._pending = self._pending, []
             dirty, self._dirty = self._dirty, set()
-        if not pending and not dirty:
+        probed: set[str] | None = None
+        if self._probed is not None and time.monotonic() - self._confirmed >= self._confirm_every:
+            probed = self._probed()
+            # A row this process has not written yet (a restart, a takeover) may hold another
+            # process's older state: write the live one before vouching for it.
+            with self._lock:
+                dirty = dirty | (probed - self._vouched)
+        if not pending and not dirty and probed is None:
             return True
         try:
             close_old_connections()
-            self._write(pending, dirty)
+            written = self._write(pending, dirty)
+            with self._lock:
+                self._vouched |= written
+                vouched = set(self._vouched)
+            if probed is not None:
+                self._confirm(probed & vouched)
         except Exception as exc:  # the database is down or locked: keep it all for next time
             self.failures += 1
             log.warning("persist failed; will retry", extra={"error": str(exc)[:200]})
@@ -125,6 +147,17 @@ class StatePersister:
             return False
         self.written += len(pending)
         return True
+
+    def _confirm(self, names: set[str]) -> None:
+        """Vouch for the state rows of `names` (after this flush wrote what changed, so each
+        row is the live state as of now)."""
+        ids = sorted(self._backend_ids(names).values())
+        now = _dt(time.time())
+        for i in range(0, len(ids), CONFIRM_CHUNK):
+            BackendState.objects.filter(backend_id__in=ids[i : i + CONFIRM_CHUNK]).update(
+                confirmed_at=now
+            )
+        self._confirmed = time.monotonic()
 
     def _backend_ids(self, names: set[str]) -> dict[str, int]:
         missing = names - self._ids.keys()
@@ -138,8 +171,10 @@ class StatePersister:
         with self._lock:
             for n in names:
                 self._ids.pop(n, None)
+            self._vouched -= names
 
-    def _write(self, pending: list[TransitionRecord], dirty: set[str]) -> None:
+    def _write(self, pending: list[TransitionRecord], dirty: set[str]) -> set[str]:
+        """Write in one transaction; returns the backends whose state row was written."""
         ids = self._backend_ids(dirty | {r.backend for r in pending})
         live = self._snapshot(dirty)
         transitions = [
@@ -171,6 +206,7 @@ class StatePersister:
                 cursor.executemany(_UPDATE_STATE.sql(), _prepared(_UPDATE_STATE, states))
             if pending:
                 trim_transitions({row[0] for row in transitions}, self._history())
+        return {name for name in live if name in ids}
 
 
 class _Statement:

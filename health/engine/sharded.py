@@ -27,7 +27,9 @@ from .shards import shards_of, sub_config
 
 log = logging.getLogger("maglev.shards")
 
-FRESH_HEALTH: float = 30.0  # seconds: a persisted probe this recent is trusted on takeover
+# Seconds: health its prober confirmed (persist.CONFIRM_EVERY) or probed this recently is
+# trusted on takeover: the taker carries on with it instead of starting the backends unknown.
+FRESH_HEALTH: float = 30.0
 
 
 class ShardedRuntime:
@@ -93,22 +95,7 @@ class ShardedRuntime:
         self.owned = owned
 
     def _restored(self, names: set[str]) -> dict[str, Restored]:
-        """DB memory of backends we take over; their health too when it is fresh."""
-        if not names:
-            return {}
-        close_old_connections()
-        dep = Deployment.objects.get(name=self.deployment)
-        restored = {n: r for n, r in load_restored(dep).items() if n in names}
-        now = time.time()
-        rows = BackendState.objects.filter(backend__deployment=dep, backend__name__in=names)
-        for st in rows.select_related("backend"):
-            r = restored.get(st.backend.name)
-            fresh = (
-                st.last_probe_at is not None and now - st.last_probe_at.timestamp() < FRESH_HEALTH
-            )
-            if r is not None and fresh and st.state in ("up", "down"):
-                r.health = (State(st.state), st.counter)
-        return restored
+        return restored_for_takeover(self.deployment, names)
 
     def close(self) -> None:
         self._stop.set()
@@ -117,3 +104,25 @@ class ShardedRuntime:
         self.leases.release_all()
         if self.hosted is not None:
             self.hosted.close()
+
+
+def restored_for_takeover(
+    deployment: str, names: set[str], now: float | None = None
+) -> dict[str, Restored]:
+    """What the database remembers of backends being taken over, their health too when the
+    process that probed them confirmed it within FRESH_HEALTH seconds (it died or handed them
+    on moments ago): the taker carries on from there, so the takeover makes no transitions."""
+    if not names:
+        return {}
+    close_old_connections()
+    dep = Deployment.objects.get(name=deployment)
+    restored = {n: r for n, r in load_restored(dep).items() if n in names}
+    now = time.time() if now is None else now
+    rows = BackendState.objects.filter(backend__deployment=dep, backend__name__in=names)
+    for st in rows.select_related("backend"):
+        r = restored.get(st.backend.name)
+        seen = [t.timestamp() for t in (st.confirmed_at, st.last_probe_at) if t is not None]
+        fresh = bool(seen) and now - max(seen) < FRESH_HEALTH
+        if r is not None and fresh and st.state in ("up", "down"):
+            r.health = (State(st.state), st.counter)
+    return restored

@@ -4,6 +4,7 @@ writes, restart neutrality, no-op syncs, reconnect."""
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 
 import pytest
 
@@ -251,3 +252,79 @@ def test_a_vpp_restarted_empty_is_noticed_at_once_and_refilled_within_a_second(t
             second.stop()
     assert noticed < 1.0, f"the loss was noticed after {noticed:.2f} s"
     assert refill < 1.5, f"VPP held the full state {refill:.2f} s after it answered again"
+
+
+TAKEN = CONFIG.replace(
+    "  backends:\n",
+    "    slow: { type: tcp, port: 80, interval: 1s, fast-interval: 1s, timeout: 10ms, "
+    "rise: 3, fall: 2 }\n"
+    "  backends:\n"
+    "    d: { address: 192.0.2.4, healthcheck: slow }\n"
+    "    e: { address: 192.0.2.5, healthcheck: slow }\n",
+) + (
+    "    h:\n"
+    "      address: 198.51.100.3\n"
+    "      protocol: tcp\n"
+    "      port: 443\n"
+    "      pools:\n"
+    "        - { name: p, backends: { d: {}, e: {} } }\n"
+)
+
+
+def test_a_frontend_taken_over_keeps_vpp_as_it_was_until_its_backends_have_verdicts(vppsim):
+    # Another worker served VIP h (d and e at 100) and died; this runtime takes the shard over.
+    # Its d and e start unknown (the dead owner's health was too old to trust): writing h now
+    # would zero both ASes until the first verdicts. VPP must keep them, also through a full
+    # sync, and this runtime writes h once the verdicts are in.
+    from dataplane.desired import desired_state
+    from dataplane.diff import diff
+    from dataplane.vpp.reader import read_actual
+    from dataplane.vpp.writer import apply_ops
+    from health.checker.states import State
+
+    taken = parse_config(TAKEN)
+    only_h = {"h": taken.frontends["h"]}
+    left = desired_state(replace(taken, frontends=only_h), {"d": State.UP, "e": State.UP})
+    reader = VppConnection(vppsim.api_socket, "")
+    reader.start()
+    s = Stack(vppsim)
+    try:
+        assert reader.wait_connected(10)
+
+        def leave(api) -> None:
+            actual = read_actual(api)
+            apply_ops(api, diff(left, actual, full=False, scope=set(left.vips)), actual)
+
+        wait_for(lambda: s.dp.warmup.ended and s.dp.syncs >= 1, timeout=10)
+        reader.run(leave, timeout=10)  # after this runtime's first full sync, which owns VPP
+
+        def h_weights() -> dict[str, int]:
+            view = reader.run(lambda api: lb_state_view(dump_lb(api)), timeout=10)
+            return next(
+                {a["address"]: a["weight"] for a in v["ases"] if a["used"]}
+                for v in view["vips"]
+                if v["prefix"] == "198.51.100.3/32"
+            )
+
+        assert h_weights() == {"192.0.2.4": 100, "192.0.2.5": 100}
+        s.runtime.apply_config(taken)
+        wait_for(lambda: "h" in s.dp.holds.held(), timeout=5)
+        s.dp.sync()  # a full sync while h is held leaves it alone
+        seen = []
+        deadline = time.monotonic() + 10
+
+        def settled() -> bool:
+            states = s.runtime.states()
+            return states["d"] is State.UP and states["e"] is State.UP and not s.dp.holds.held()
+
+        while time.monotonic() < deadline and not settled():
+            seen.append(h_weights())
+            time.sleep(0.01)
+        assert settled(), "d and e never came up, or h was never released"
+        time.sleep(0.3)  # whatever the release wrote has landed
+        seen.append(h_weights())
+        assert len(seen) > 10, "the verdicts came before the hold could be watched"
+        assert all(w == {"192.0.2.4": 100, "192.0.2.5": 100} for w in seen), seen
+    finally:
+        s.close()
+        reader.stop()

@@ -95,3 +95,41 @@ def test_both_delays_zero_disables_warmup() -> None:
 def test_zero_min_delay_releases_known_frontends_straight_away() -> None:
     w = Warmup(start=100.0, min_delay=0.0, max_delay=30.0)
     assert w.update(FRONTENDS, {"c": U}, now=100.0).released == {"dns"}
+
+
+# -- holds: frontends that arrive in a running runtime (a takeover) ----------------------------
+
+
+def test_a_frontend_that_arrives_with_unknown_backends_is_held_until_their_verdicts() -> None:
+    from dataplane.warmup import Holds
+
+    h = Holds({"web"}, max_delay=30.0)
+    both = {**FRONTENDS}
+    h.arrive(both, {"a": U, "b": U, "c": K}, now=10.0)
+    assert h.held() == {"dns"}  # web was known; dns is new and c has no verdict
+    assert h.release(both, {"a": U, "b": U, "c": K}, now=11.0) == frozenset()
+    assert h.release(both, {"c": D}, now=12.0) == {"dns"}  # down is a verdict too
+    assert h.held() == frozenset()
+
+
+def test_a_hold_ends_at_the_max_delay_and_with_its_frontend() -> None:
+    from dataplane.warmup import Holds
+
+    h = Holds(set(), max_delay=30.0)
+    h.arrive(FRONTENDS, {}, now=0.0)
+    assert h.held() == {"web", "dns"}
+    assert h.release(FRONTENDS, {}, now=29.9) == frozenset()
+    h.arrive({"web": FRONTENDS["web"]}, {}, now=1.0)  # dns went away (handed on)
+    assert h.held() == {"web"}
+    assert h.release(FRONTENDS, {}, now=30.0) == {"web"}
+
+
+def test_arrivals_with_verdicts_or_with_warmup_off_are_not_held() -> None:
+    from dataplane.warmup import Holds
+
+    h = Holds(set(), max_delay=30.0)
+    h.arrive(FRONTENDS, {"a": U, "b": D, "c": U}, now=0.0)  # a takeover with fresh health
+    assert h.held() == frozenset()
+    off = Holds(set(), max_delay=0.0)
+    off.arrive(FRONTENDS, {}, now=0.0)
+    assert off.held() == frozenset()

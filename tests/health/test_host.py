@@ -7,6 +7,7 @@ import time
 import pytest
 
 from health import services
+from health.checker.states import State
 from health.engine.host import host_runtime
 from health.engine.persist import wait_flushed
 from health.models import BackendState, Transition
@@ -110,3 +111,28 @@ def test_an_operator_transition_names_who_in_the_runtime_too(hosted):
     services.set_backend_intent("d", "a", "pause", ACTOR)
     wait_for(lambda: rt.backends()["a"].state == "paused")
     assert rt.backends()["a"].transitions[0]["reason"] == "pause by ops via cli"
+
+
+def test_the_persister_confirms_every_probed_row_and_a_takeover_trusts_it(hosted):
+    from datetime import UTC, datetime, timedelta
+
+    from health.engine.sharded import FRESH_HEALTH, restored_for_takeover
+
+    rt = hosted.runtime
+    wait_for(lambda: all(b.state == "up" for b in rt.backends().values()))
+    assert wait_flushed(hosted.persister)
+    hosted.persister._confirmed = 0.0  # the next flush is a confirmation round
+    before = datetime.now(UTC)
+    assert hosted.persister.flush()
+    rows = BackendState.objects.filter(backend__deployment__name="d")
+    assert all(r.confirmed_at is not None and r.confirmed_at >= before for r in rows)
+    names = {r.backend.name for r in rows.select_related("backend")}
+    # The last probe times are old (rows change only on transitions); the confirmation is not.
+    old = datetime.now(UTC) - timedelta(seconds=FRESH_HEALTH * 3)
+    rows.update(last_probe_at=old)
+    taken = restored_for_takeover("d", names)
+    assert set(taken) == names
+    assert all(r.health is not None and r.health[0] is State.UP for r in taken.values())
+    # Neither confirmed nor probed lately: start unknown, as after a restart.
+    rows.update(confirmed_at=old)
+    assert all(r.health is None for r in restored_for_takeover("d", names).values())

@@ -29,9 +29,17 @@ LEASE_TTL_MS: int = 5000  # a dead owner's shards are free this long after its l
 RENEW_EVERY: float = 1.0  # seconds between lease rounds
 
 # Renew or release only if we still hold the lease (compare-and-set in one round trip).
+# Renewal: 1 renewed; 0 another process holds it; -1 the key is gone (Redis restarted empty,
+# or it expired while Redis was away), in which case it is taken back at once if still free.
 _RENEW = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then
+local v = redis.call('GET', KEYS[1])
+if v == ARGV[1] then
   return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+if not v then
+  if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
+    return -1
+  end
 end
 return 0
 """
@@ -97,11 +105,20 @@ class ShardLeases:
         r = self.r
         try:
             r.set(f"{self.prefix}:proc:{self.me}", self.node or "-", px=self.ttl_ms)  # type: ignore[attr-defined]
-            lost = set()
+            lost, retaken = set(), set()
             for sid, value in list(self.state.owned.items()):
-                if not self._renew(keys=[self._key(sid)], args=[value, self.ttl_ms]):
+                got = self._renew(keys=[self._key(sid)], args=[value, self.ttl_ms])
+                if got == -1:
+                    retaken.add(sid)
+                elif not got:
                     lost.add(sid)
                     del self.state.owned[sid]
+            if retaken:
+                log.warning(
+                    "shard leases were missing from Redis (restarted empty, or they expired "
+                    "while it was away); taken again, nobody else held them",
+                    extra={"shards": sorted(retaken)},
+                )
             if lost:
                 log.warning("shard leases lost to another process", extra={"shards": sorted(lost)})
                 if on_lost:

@@ -11,15 +11,18 @@ import redis
 from health.engine.lease import ShardLeases
 from health.engine.shards import shards_of
 from tests.health.test_shards import config_with
+from tests.redisproc import RedisServer
+
+
+@pytest.fixture(scope="module")
+def server():
+    with RedisServer() as server:  # private, on a free port: a test may restart it
+        yield server
 
 
 @pytest.fixture
-def r():
-    client = redis.Redis(host="127.0.0.1", port=6379, db=15, socket_timeout=2)
-    try:
-        client.ping()
-    except redis.ConnectionError:
-        pytest.fail("Redis is not running on 127.0.0.1:6379 (scripts/test-services starts it)")
+def r(server):
+    client = redis.Redis.from_url(server.url, socket_timeout=2)
     yield client
     client.close()
 
@@ -41,9 +44,17 @@ def test_processes_split_the_shards_and_take_over_a_dead_ones(r):
     assert set().union(*owned.values()) == set(shards)
     assert sum(p.state.leader for p in procs) == 1
     dead, alive = procs[0], procs[1:]
-    time.sleep(0.6)  # the dead process stops renewing; its leases run out
+    kept = {p.me: set(owned[p.me]) for p in alive}
+    # The dead process stops renewing; the others go on with their rounds meanwhile, and must
+    # keep every shard they had the whole time (a wait past every lease would hide a loss).
+    deadline = time.monotonic() + 0.6
+    while time.monotonic() < deadline:
+        for p in alive:
+            assert kept[p.me] <= p.round(shards)
+        time.sleep(0.1)
     r.delete(f"maglev:{dep}:proc:{dead.me}")
     owned = run_rounds(alive, shards)
+    assert all(kept[me] <= owned[me] for me in kept)
     assert sorted(len(v) for v in owned.values()) == [4, 5]
     assert set().union(*owned.values()) == set(shards)
     assert sum(p.state.leader for p in alive) == 1
@@ -78,3 +89,21 @@ def test_release_all_frees_everything_at_once(r):
     a.round(shards)
     a.release_all()
     assert b.round(shards) == set(shards)
+
+
+def test_leases_gone_with_a_redis_restarted_empty_are_taken_back_not_lost(server, r, caplog):
+    dep = f"t{uuid.uuid4().hex[:8]}"
+    shards = shards_of(config_with({f"f{i}": [f"b{i}"] for i in range(4)}))
+    a = ShardLeases(r, dep, me="a", ttl_ms=5000)
+    mine = a.round(shards)
+    assert mine == set(shards)
+    server.restart()  # empty: every lease key is gone, nobody else holds them
+    r.connection_pool.disconnect()
+    lost: list[set[str]] = []
+    with caplog.at_level("WARNING", logger="maglev.lease"):
+        assert a.round(shards, on_lost=lost.append) == mine
+    assert lost == []
+    assert "missing from Redis" in caplog.text
+    assert "lost to another process" not in caplog.text
+    assert all(r.get(f"maglev:{dep}:shard:{sid}") is not None for sid in mine)
+    assert a.state.leader

@@ -8,12 +8,8 @@ from __future__ import annotations
 
 import contextlib
 import glob
-import os
 import shutil
-import signal
-import subprocess
 import tempfile
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +18,9 @@ import pytest
 
 from dataplane.vppsim.server import BackgroundServer
 from dataplane.vppsim.simulator import Simulator
+
+# One way to start a real VPP, failing loudly when it is there but broken (conftest_realvpp).
+from tests.dataplane.conftest_realvpp import real_vpp_fixture, start_real_vpp  # noqa: F401
 
 REPO = Path(__file__).resolve().parents[2]
 SHARED = REPO.parent / "shared"
@@ -66,64 +65,6 @@ def vppsim(tmp_path: Path) -> Iterator[VppSimHandle]:
         sim.close()
         if own:
             shutil.rmtree(directory, ignore_errors=True)
-
-
-@dataclass
-class RealVppHandle:
-    pid: int
-    directory: str
-    api_socket: str
-    stats_socket: str
-    cli_socket: str
-
-
-def _wait_gone(pid: int, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return True
-        time.sleep(0.02)
-    return False
-
-
-@contextlib.contextmanager
-def start_real_vpp() -> Iterator[RealVppHandle]:
-    """Start ../shared/vpp-runtime in a fresh directory; kill it on exit. Skips if unavailable."""
-    start = VPP_RUNTIME / "start"
-    if not start.exists():
-        pytest.skip(f"no real VPP: {VPP_RUNTIME} does not exist on this machine")
-    directory = tempfile.mkdtemp(prefix="rvpp-")
-    try:
-        proc = subprocess.run([str(start), directory], capture_output=True, text=True, timeout=30)
-        if proc.returncode != 0:
-            pytest.skip(f"real VPP did not start: {proc.stderr.strip()[-300:]}")
-        pid = int(proc.stdout.strip())
-        try:
-            yield RealVppHandle(
-                pid,
-                directory,
-                os.path.join(directory, "api.sock"),
-                os.path.join(directory, "stats.sock"),
-                os.path.join(directory, "cli.sock"),
-            )
-        finally:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGTERM)
-            if not _wait_gone(pid, 5):
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGKILL)
-                _wait_gone(pid, 5)
-    finally:
-        shutil.rmtree(directory, ignore_errors=True)
-
-
-@pytest.fixture
-def real_vpp() -> Iterator[RealVppHandle]:
-    """A freshly started real VPP (lb plugin, no DPDK); skipped where ../shared is absent."""
-    with start_real_vpp() as handle:
-        yield handle
 
 
 def real_api_files() -> list[str]:

@@ -2,12 +2,15 @@
 
     from tests.dataplane.conftest_realvpp import real_vpp_fixture  # noqa: F401
 
-then ask for `real_vpp` (a new VPP per test) or `real_vpp_module` (one per test module). Both skip, with the
-reason, where ../shared/vpp-runtime does not exist. Every VPP started here is killed afterwards.
+then ask for `real_vpp` (a new VPP per test) or `real_vpp_module` (one per test module), or use
+`start_real_vpp()` as a context manager. All skip, with the reason, only where
+../shared/vpp-runtime does not exist; a VPP that is there but does not start fails the test
+(a broken VPP must not quietly skip every comparison). Every VPP started here is killed.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -44,7 +47,7 @@ class RealVpp:
             [str(RUNTIME / "start"), str(self.dir)], capture_output=True, text=True, timeout=30
         )
         if done.returncode != 0:
-            raise RuntimeError(f"VPP did not start: {done.stderr.strip()}")
+            pytest.fail(f"the real VPP in {RUNTIME} did not start: {done.stderr.strip()[-500:]}")
         self.pid = int(done.stdout.strip())
 
     def alive(self) -> bool:
@@ -79,9 +82,9 @@ def _need_runtime() -> None:
         pytest.skip(f"{RUNTIME} is absent: no real VPP to test against")
 
 
-@pytest.fixture(name="real_vpp")
-def real_vpp_fixture() -> Iterator[RealVpp]:
-    """A fresh VPP for this test."""
+@contextlib.contextmanager
+def start_real_vpp() -> Iterator[RealVpp]:
+    """A fresh VPP in a short temporary directory, stopped and removed afterwards."""
     _need_runtime()
     vpp = RealVpp(Path(tempfile.mkdtemp(prefix="vpp-")))
     try:
@@ -90,16 +93,17 @@ def real_vpp_fixture() -> Iterator[RealVpp]:
     finally:
         vpp.stop()
         shutil.rmtree(vpp.dir, ignore_errors=True)
+
+
+@pytest.fixture(name="real_vpp")
+def real_vpp_fixture() -> Iterator[RealVpp]:
+    """A fresh VPP for this test."""
+    with start_real_vpp() as vpp:
+        yield vpp
 
 
 @pytest.fixture(name="real_vpp_module", scope="module")
 def real_vpp_module_fixture() -> Iterator[RealVpp]:
     """One VPP for the whole test module (tests must tolerate each other's state)."""
-    _need_runtime()
-    vpp = RealVpp(Path(tempfile.mkdtemp(prefix="vpp-")))
-    try:
-        vpp.start()
+    with start_real_vpp() as vpp:
         yield vpp
-    finally:
-        vpp.stop()
-        shutil.rmtree(vpp.dir, ignore_errors=True)

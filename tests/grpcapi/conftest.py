@@ -189,10 +189,8 @@ def certificate(tmp_path):
 class FakeRuntime:
     """Fixed answers in the shape of health.live.Runtime, as the real runtime will give them."""
 
-    def __init__(self, deployment: str = "default", vpp: bool = True) -> None:
+    def __init__(self, deployment: str = "default") -> None:
         self.deployment = deployment
-        self.vpp = vpp
-        self.synced: list[str | None] = []
         now = time.time()
         self._backends = {
             "web1": live.BackendLive(
@@ -237,74 +235,8 @@ class FakeRuntime:
             )
         }
 
-    def _need_vpp(self) -> None:
-        if not self.vpp:
-            from health.errors import Unavailable
-
-            raise Unavailable("VPP is not connected (retrying every 5s)")
-
-    def vpp_info(self) -> dict[str, Any]:
-        self._need_vpp()
-        return {
-            "connected": True,
-            "version": "25.10-rc0~123",
-            "build_date": "2026-08-01T10:00:00",
-            "build_directory": "/build/vpp",
-            "pid": 4242,
-            "boot_time": time.time() - 3600,
-            "connect_time": time.time() - 60,
-            "api_socket": "/run/vpp/api.sock",
-            "stats_socket": "/run/vpp/stats.sock",
-        }
-
-    def vpp_lb_state(self) -> dict[str, Any]:
-        self._need_vpp()
-        return {
-            "conf": {
-                "ip4_src_address": "192.0.2.1",
-                "ip6_src_address": "2001:db8::1",
-                "sticky_buckets_per_core": 1024,
-                "flow_timeout": 40,
-            },
-            "vips": [
-                {
-                    "prefix": "198.51.100.10/32",
-                    "protocol": 6,
-                    "port": 80,
-                    "encap": 0,
-                    "src_ip_sticky": False,
-                    "flow_table_length": 1024,
-                    "ases": [
-                        {"address": "192.0.2.11", "weight": 100, "flags": 1, "num_buckets": 674},
-                        {"address": "192.0.2.12", "weight": 50, "flags": 1, "num_buckets": 350},
-                        {"address": "192.0.2.99", "weight": 0, "flags": 0, "num_buckets": 0},
-                    ],
-                }
-            ],
-        }
-
-    def vpp_counters(self) -> dict[str, Any]:
-        self._need_vpp()
-        return {
-            "at": time.time(),
-            "vips": [
-                {
-                    "prefix": "198.51.100.10/32",
-                    "protocol": 6,
-                    "port": 80,
-                    "next": 1000,
-                    "first": 10,
-                    "untracked": 1,
-                    "no_server": 0,
-                }
-            ],
-        }
-
-    def sync(self, frontend: str | None = None) -> dict[str, Any]:
-        self._need_vpp()
-        self.synced.append(frontend)
-        # The dataplane's shape: it does not name the frontends (the servicer fills one in).
-        return {"scope": frontend or "full", "operations": 3}
+    # No VPP calls here: those run through the real dataplane on the simulator
+    # (test_vpp_rpcs.py), so the shapes cannot drift from what the dataplane gives.
 
 
 @pytest.fixture

@@ -270,51 +270,7 @@ def test_vpp_calls_are_unavailable_without_a_runtime(server, method, request_typ
     assert "no maglev runtime runs in its process" in details
 
 
-def test_vpp_calls_are_unavailable_when_vpp_is_not_connected(runtime_server, fake_runtime):
-    fake_runtime.vpp = False
-    assert code_of(runtime_server.stub.GetVPPInfo, pb.GetVPPInfoRequest()) == (
-        grpc.StatusCode.UNAVAILABLE,
-        "VPP is not connected (retrying every 5s)",
-    )
-
-
-def test_vpp_calls_through_the_runtime(runtime_server, fake_runtime):
-    info = runtime_server.stub.GetVPPInfo(pb.GetVPPInfoRequest())
-    assert info.connected
-    assert info.version.startswith("25.10")
-    assert info.pid == 4242
-    assert info.boot_time.seconds > 0
-    assert info.connect_time.seconds > info.boot_time.seconds
-    state = runtime_server.stub.GetVPPLBState(pb.GetVPPLBStateRequest())
-    assert state.conf.ip4_src_address == "192.0.2.1"
-    assert state.conf.flow_timeout == 40
-    (vip,) = state.vips
-    assert (vip.prefix, vip.protocol, vip.port, vip.encap) == ("198.51.100.10/32", 6, 80, "gre4")
-    assert vip.frontend == "www"  # named from the config, as the dataplane did not
-    assert [(a.backend, a.weight, a.num_buckets) for a in vip.ases] == [
-        ("web1", 100, 674),
-        ("web2", 50, 350),
-        ("", 0, 0),
-    ]
-    counters = runtime_server.stub.GetVPPLBCounters(pb.GetVPPLBCountersRequest())
-    (c,) = counters.vips
-    assert (c.frontend, c.next_packet, c.first_packet, c.untracked_packet) == ("www", 1000, 10, 1)
-    r = runtime_server.stub.SyncVPPLBState(pb.SyncVPPLBStateRequest(frontend="www"))
-    assert list(r.frontends) == ["www"]
-    assert r.operations == 3
-    assert r.summary == "3 operations"
-    r = runtime_server.stub.SyncVPPLBState(pb.SyncVPPLBStateRequest())
-    assert list(r.frontends) == []  # all of them
-    assert fake_runtime.synced == ["www", None]
-    code, _ = code_of(runtime_server.stub.SyncVPPLBState, pb.SyncVPPLBStateRequest(frontend="nope"))
-    assert code == grpc.StatusCode.NOT_FOUND
-    # A sync on request is audited with its caller, like every other change.
-    syncs = AuditEntry.objects.filter(action="vpp-sync").order_by("at", "id")
-    assert [(a.target, a.ok, a.door) for a in syncs] == [
-        ("www", True, "grpc"),
-        ("(all frontends)", True, "grpc"),
-    ]
-    assert syncs[0].detail["operations"] == 3
+# The VPP calls through a real runtime and dataplane: tests/grpcapi/test_vpp_rpcs.py.
 
 
 def test_live_state_wins_over_the_database(runtime_server, fake_runtime):

@@ -78,12 +78,14 @@ class Hub:
     def __init__(
         self,
         deployment: str,
-        build: Callable[[], document.Inputs],
+        build: Callable[[], document.Inputs] | None,
         remotes: tuple[Any, ...] = (),
     ) -> None:
         self.deployment = deployment
-        self.build = build
+        self.build = build  # None: a dashboard-only process, the remote daemons alone
         self.remotes = remotes  # other daemons (remote.Remote), read in their own threads
+        for r in remotes:  # a remote's change refreshes the page at once, not at the next tick
+            r.on_change = self.kick_threadsafe
         self.epoch = secrets.token_hex(6)
         self.seq = 0
         self.doc: dict[str, document.Item] = {}
@@ -123,10 +125,12 @@ class Hub:
 
     async def refresh(self) -> None:
         """Rebuild the document (ORM work, so on a thread) and publish what changed."""
-        inputs = await database_sync_to_async(self.build)()
-        new = document.items(inputs)
-        self._mark_drift(new, time.monotonic(), inputs.vpp_connected)
-        self._mark_rates(new, inputs.counters_at)
+        new: dict[str, document.Item] = {}
+        if self.build is not None:
+            inputs = await database_sync_to_async(self.build)()
+            new = document.items(inputs)
+            self._mark_drift(new, time.monotonic(), inputs.vpp_connected)
+            self._mark_rates(new, inputs.counters_at)
         for r in self.remotes:
             new.update(r.current())
         delta = document.changed(self.doc, new)
@@ -170,6 +174,15 @@ class Hub:
                 self._packets[name] = (at, dict(now), rates)
             item["rates"] = rates
 
+    def kick_threadsafe(self) -> None:
+        """Ask for a refresh now, from any thread (a Remote's reader): the kick is set on the
+        hub's own loop. A no-op while no page is connected (the loop is gone or not made)."""
+        loop, kick = self._loop, self._kick
+        if loop is None or kick is None or loop.is_closed():
+            return
+        with contextlib.suppress(RuntimeError):  # the loop closed in between
+            loop.call_soon_threadsafe(kick.set)
+
     def attach(self) -> Outbox:
         box = Outbox(self.seq)
         self.outboxes.add(box)
@@ -196,7 +209,7 @@ class Hub:
 
         from health import live
 
-        if settings.REDIS_URL and live.current() is None:
+        if settings.REDIS_URL and live.current() is None and self.build is not None:
             bridge = loop.create_task(self._bridge())
         try:
             while self.outboxes:
@@ -254,16 +267,9 @@ def hub_for(deployment: str) -> Hub:
     if hub is None:
         from django.conf import settings
 
-        from .remote import Remote, parse_servers
+        from . import remote
         from .source import inputs
 
-        ca = None
-        if settings.MAGLEV_GRPC_TLS_CA:
-            with open(settings.MAGLEV_GRPC_TLS_CA, "rb") as f:
-                ca = f.read()
-        remotes = tuple(
-            Remote(a, token=settings.MAGLEV_SERVERS_TOKEN or None, tls_ca=ca).start()
-            for a in parse_servers(",".join(settings.MAGLEV_SERVERS))
-        )
-        hub = _hubs[deployment] = Hub(deployment, lambda: inputs(deployment), remotes)
+        local = None if settings.MAGLEV_DASHBOARD_ONLY else (lambda: inputs(deployment))
+        hub = _hubs[deployment] = Hub(deployment, local, remote.from_settings())
     return hub

@@ -35,10 +35,18 @@ COLUMNS: list[tuple[str, str]] = [
 SORTABLE = {key for key, _ in COLUMNS}
 
 
-def _document(request: HttpRequest) -> dict[str, document.Item]:
-    doc = document.items(source.inputs(settings.MAGLEV_DEPLOYMENT))
+def merged() -> dict[str, document.Item]:
+    """This deployment's items (none in a dashboard-only process) and every remote daemon's."""
+    doc: dict[str, document.Item] = {}
+    if not settings.MAGLEV_DASHBOARD_ONLY:
+        doc = document.items(source.inputs(settings.MAGLEV_DEPLOYMENT))
     for remote in hubs.hub_for(settings.MAGLEV_DEPLOYMENT).remotes:
         doc.update(remote.current())
+    return doc
+
+
+def _document(request: HttpRequest) -> dict[str, document.Item]:
+    doc = merged()
     if request.GET.get("problems") in ("1", "yes", "true"):
         doc = document.problems_only(doc)
     text = request.GET.get("q", "").strip().lower()[:100]
@@ -100,21 +108,25 @@ def view(request: HttpRequest) -> HttpResponse:
         section = sections.get(server)
         if section is not None:
             section["frontends"].append({"key": fkey, "item": f, "pools": pools})  # type: ignore[attr-defined]
-    local = sections.pop(None, {"key": "dep", "dep": {}, "frontends": []})
+    local = sections.pop(None, None)  # None: a dashboard-only process
+    dashboard_only = settings.MAGLEV_DASHBOARD_ONLY
     return render(
         request,
         "frontend/view.html",
         {
-            "dep": local["dep"],
-            "frontends": local["frontends"],
+            "dep": local["dep"] if local else {"name": "dashboard"},
+            "local": local is not None,
+            "frontends": local["frontends"] if local else [],
             "remotes": list(sections.values()),
+            "daemons": len(sections) + (local is not None),  # the fleet view's link: 2 or more
             "columns": COLUMNS,
             "sort": sort,
             "problems": request.GET.get("problems", ""),
             "q": request.GET.get("q", ""),
             "now": now,
             # Controls only for a user who may use them (frontend/actions.py).
-            "actions": sorted(actions.allowed(request)),
+            # None in a dashboard-only process, which can change nothing.
+            "actions": [] if dashboard_only else sorted(actions.allowed(request)),
         },
     )
 

@@ -10,7 +10,8 @@ how its parts are connected, is decided here and nowhere else:
   maglev_site/worker.py starts and stops them with the worker);
 - `grpc_only`: the API-only gRPC server beside the workers, reading VPP over its own connection;
 - the web process is Daphne serving `maglev_site.asgi:application`; its changes reach the
-  workers through the broker (`health.tasks.forward_changes`, started by this app's ready()).
+  workers through the broker (`health.tasks.forward_changes`, started by this app's ready());
+- `dashboard_only`: the `dashboard` command's process, /view/ of other daemons alone.
 """
 
 from __future__ import annotations
@@ -206,3 +207,35 @@ async def grpc_only(
         bridge = asyncio.create_task(bridge_events(get_channel_layer()))
         stops.insert(0, bridge.cancel)
     return running, stops
+
+
+def dashboard_only(servers: list[str]) -> Any:
+    """The dashboard-only process (`manage.py dashboard`, the original's `maglevd-frontend`):
+    /view/, its websocket, the fleet view and the static files, for the daemons of `servers`
+    read over their gRPC API. No runtime, probes or VPP here, and no admin, actions or login:
+    nothing it serves touches the database, so it needs none. Returns its ASGI application.
+
+    The process serves nothing else, so the settings are set here once, before the first
+    request (Django reads ROOT_URLCONF per request)."""
+    from channels.routing import ProtocolTypeRouter, URLRouter
+    from channels.security.websocket import AllowedHostsOriginValidator, WebsocketDenier
+    from django.conf import settings
+    from django.urls import clear_url_caches, re_path
+
+    from frontend import hub
+    from frontend.consumers import ViewConsumer
+    from maglev_site.asgi import AllowedHostValidator, django_asgi
+
+    settings.MAGLEV_DASHBOARD_ONLY = True
+    settings.MAGLEV_SERVERS = list(servers)
+    settings.ROOT_URLCONF = "frontend.dashboard_urls"
+    clear_url_caches()
+    hub.hub_for(settings.MAGLEV_DEPLOYMENT)  # read the daemons from now, not the first visit
+    # The page's websocket only, behind the same Host and Origin gates as the full site's, but
+    # without the session middleware: there is no login here, and no database to look one up.
+    routes = [
+        re_path(r"^ws/view/$", ViewConsumer.as_asgi()),
+        re_path(r"", WebsocketDenier.as_asgi()),
+    ]
+    websocket = AllowedHostValidator(AllowedHostsOriginValidator(URLRouter(routes)))
+    return ProtocolTypeRouter({"http": django_asgi, "websocket": websocket})

@@ -31,6 +31,7 @@ UNITS = [
 ]
 PROBE_UNITS = {"vpp-maglev.service", "vpp-maglev-worker.service"}
 REDIS_UNIT = "vpp-maglev-redis.service"
+DASHBOARD_UNIT = "vpp-maglev-dashboard.service"  # opt-in, beside either set-up
 OPT_IN = ["netns.conf"]
 # `systemd-analyze security` exposure (0 best, 10 worst) the units may have at most. Measured
 # on systemd 252: 1.1 for each app unit as shipped (was 3.8 for the probe units, 3.2 for the
@@ -193,6 +194,7 @@ def test_contents_are_root_owned_and_complete(listing):
     expected = [
         *(f"lib/systemd/system/{unit}" for unit in UNITS),
         f"lib/systemd/system/{REDIS_UNIT}",
+        f"lib/systemd/system/{DASHBOARD_UNIT}",
         "lib/systemd/system/vpp-maglev-split.target",
         *(f"usr/share/vpp-maglev/systemd/{name}" for name in OPT_IN),
         "etc/vpp-maglev/maglev.yaml",
@@ -329,6 +331,57 @@ def test_opt_in_drop_ins_add_only_their_capability(root):
         assert unit_settings(units / name)["CapabilityBoundingSet"] == [""]
 
 
+def test_the_dashboard_unit_is_sandboxed_and_sees_no_database(root, control_dir):
+    units = root / "lib/systemd/system"
+    s, web = unit_settings(units / DASHBOARD_UNIT), unit_settings(units / "vpp-maglev-web.service")
+    # The web unit's sandbox, key by key (what differs is below).
+    for key in (
+        "User",
+        "Group",
+        "EnvironmentFile",
+        "Restart",
+        "ProtectSystem",
+        "PrivateTmp",
+        "NoNewPrivileges",
+        "CapabilityBoundingSet",
+        "AmbientCapabilities",
+        "PrivateUsers",
+        "RestrictNamespaces",
+        "RestrictAddressFamilies",
+        "SystemCallFilter",
+        "SystemCallErrorNumber",
+        "ProtectProc",
+        "RemoveIPC",
+        "MemoryMax",
+        "UMask",
+        "MemoryDenyWriteExecute",
+    ):
+        assert s[key] == web[key], key
+    assert s["SyslogIdentifier"] == ["maglev-dashboard"]
+    assert s["ProcSubset"] == ["pid"]  # no /metrics here
+    # Its data directory is a runtime one (set on the command line, which the environment
+    # file cannot override); the daemons' database and VPP's sockets are out of its sight.
+    (start,) = s["ExecStart"]
+    assert start.startswith("/usr/bin/env MAGLEV_DATA_DIR=/run/vpp-maglev-dashboard ")
+    assert start.endswith("/opt/vpp-maglev/app/manage.py dashboard")
+    assert s["RuntimeDirectory"] == ["vpp-maglev-dashboard"]
+    assert s["InaccessiblePaths"] == ["-/var/lib/vpp-maglev -/run/vpp"]
+    assert "ReadWritePaths" not in s
+    assert "StateDirectory" not in s
+    assert s["LoadCredential"] == ["secret-key:/etc/vpp-maglev/secret-key"]
+    assert "Conflicts" not in s  # it may run beside maglevd or the split units
+    # Shipped, never enabled by the package; stopped and forgotten with it.
+    postinst = (control_dir / "postinst").read_text()
+    split = re.search(r'^readonly SPLIT_UNITS="([^"]*)"', postinst, re.M)
+    assert split, "postinst names its unenabled units"
+    assert DASHBOARD_UNIT in split[1].split()
+    for script in ("prerm", "postrm"):
+        text = (control_dir / script).read_text()
+        found = re.search(r'^readonly UNITS="([^"]*)"', text, re.M)
+        assert found, script
+        assert DASHBOARD_UNIT in found[1].split(), script
+
+
 def exposure(*args: str | Path) -> float:
     analyzed = run("systemd-analyze", "security", "--offline=yes", "--no-pager", *args)
     found = re.search(r"Overall exposure level for \S+: (\d+\.\d)", analyzed.stdout)
@@ -339,7 +392,7 @@ def exposure(*args: str | Path) -> float:
 @pytest.mark.skipif(not shutil.which("systemd-analyze"), reason="systemd-analyze is absent")
 def test_systemd_analyze_security_scores(root, tmp_path):
     units = root / "lib/systemd/system"
-    scores = {name: exposure(units / name) for name in [*UNITS, REDIS_UNIT]}
+    scores = {name: exposure(units / name) for name in [*UNITS, REDIS_UNIT, DASHBOARD_UNIT]}
     assert all(score <= MAX_EXPOSURE for score in scores.values()), scores
     # With the opt-in capabilities, as an operator would link them in (--root: drop-ins are
     # read from the tree, as systemd reads /etc/systemd/system/UNIT.d/ on a host).

@@ -59,6 +59,8 @@ function apply(next, flash) {
     if (item.kind === "deployment" && item.server) {
       const section = document.querySelector(`section[data-key="${CSS.escape(key)}"]`);
       if (section) section.classList.toggle("stale", !!item.stale);
+      // A remote daemon's "last confirmed" text follows `stale`, which its timestamp does not.
+      for (const cell of document.querySelectorAll(`[data-k="${CSS.escape(key)}"][data-f="confirmed_at"]`)) render(cell, "confirmed_at", item);
     }
   }
   if (missing) refetch();
@@ -133,6 +135,11 @@ function tick() {
   for (const cell of document.querySelectorAll("[data-since]")) {
     const since = parseFloat(cell.dataset.since);
     cell.textContent = Number.isNaN(since) ? "-" : age(since);
+  }
+  // A stale remote daemon's "last confirmed N s ago" counts on.
+  for (const cell of document.querySelectorAll("section.stale [data-confirmed]")) {
+    const at = parseFloat(cell.dataset.confirmed);
+    cell.textContent = confirmed(Number.isNaN(at) ? null : at, true);
   }
   const quiet = (Date.now() - lastHeard) / 1000;
   if (lastHeard && quiet > 3) {

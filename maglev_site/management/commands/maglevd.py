@@ -29,16 +29,9 @@ from health.errors import ServiceError
 from health.management.base import MaglevCommand
 from health.models import Deployment, Door
 from maglev_site.compose import Embedded, EmbeddedOptions
+from maglev_site.webserver import serve, split_listen, url_host
 
 log = logging.getLogger("maglev.daemon")
-
-
-def split_listen(addr: str) -> tuple[str, int]:
-    """`host:port` or `[v6]:port` → (host, port); raises CommandError naming the value."""
-    host, sep, port = addr.rpartition(":")
-    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
-        raise CommandError(f"listen address {addr!r} is not host:port")
-    return host.strip("[]") or "0.0.0.0", int(port)
 
 
 class Command(MaglevCommand):
@@ -145,11 +138,10 @@ class Command(MaglevCommand):
             live.register(daemon.runtime)  # for /metrics and the Celery tasks of this process
             for line in daemon.lines:
                 self.stdout.write(line)
-            self.stdout.write(f"admin:   http://{opts['listen']}/admin/")
-            self.stdout.write(f"metrics: http://{opts['listen']}/metrics")
-            self.stdout.write(
-                f"grpc:    {opts['grpc_addr']} (maglevc --server {opts['grpc_addr']})"
-            )
+            grpc_addr = opts["grpc_addr"]
+            if daemon.grpc.port:  # the port it got (port 0 picks one)
+                grpc_addr = f"{grpc_addr.rpartition(':')[0]}:{daemon.grpc.port}"
+            self.stdout.write(f"grpc:    {grpc_addr} (maglevc --server {grpc_addr})")
             self.stdout.write(
                 f"config:  {path} (SIGHUP reloads it)" if path else "config:  edited in admin"
             )
@@ -214,10 +206,12 @@ class Command(MaglevCommand):
         signal.signal(signal.SIGHUP, lambda *_: threading.Thread(target=reload).start())
 
     def _serve(self, host: str, port: int) -> None:
-        from daphne.endpoints import build_endpoint_description_strings
-        from daphne.server import Server
-
         from maglev_site.asgi import application
 
-        endpoints = build_endpoint_description_strings(host=host, port=port)
-        Server(application=application, endpoints=endpoints, signal_handlers=True).run()
+        def listening(bound_host: str, bound_port: int) -> None:
+            base = f"http://{url_host(bound_host)}:{bound_port}"
+            self.stdout.write(f"admin:   {base}/admin/")
+            self.stdout.write(f"metrics: {base}/metrics")
+            self.stdout.write(f"view:    {base}/view/")
+
+        serve(application, host, port, listening)

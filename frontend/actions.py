@@ -18,11 +18,13 @@ from django.views.decorators.http import require_GET, require_POST
 from health import live, services
 from health.checker.states import State
 from health.config import ConfigError
-from health.errors import InvalidArgument, ServiceError
+from health.errors import FailedPrecondition, InvalidArgument, ServiceError
 from health.models import Door
 from health.tasks import ask_workers_to_sync
 
 from . import impact as impacts
+from .hub import hub_for
+from .remote import RemoteRefused
 from .source import inputs
 
 # action → the permission it needs (the admin's codenames, docs/admin.md)
@@ -66,10 +68,45 @@ def action(request: HttpRequest) -> JsonResponse:
     actor = services.Actor(request.user.get_username(), Door.ADMIN)
     dep = settings.MAGLEV_DEPLOYMENT
     try:
-        message = _run(what, data, dep, actor)
+        if data.get("server"):
+            message = _on_remote(what, data, dep, actor)
+        else:
+            message = _run(what, data, dep, actor)
     except (ServiceError, ConfigError) as exc:
         return JsonResponse({"ok": False, "message": str(exc)[:2000]}, status=400)
     return JsonResponse({"ok": True, "message": message})
+
+
+def _on_remote(what: str, data: dict, dep: str, actor: services.Actor) -> str:
+    """The same action on a daemon of MAGLEV_SERVERS, through its gRPC API: checked here
+    (permission above, the fields below), then by that daemon's own token and rules."""
+    server = data["server"]
+    remote = next(
+        (r for r in hub_for(dep).remotes if isinstance(server, str) and r.address == server),
+        None,
+    )
+    if remote is None:
+        raise InvalidArgument("server must be one of the daemons this page shows")
+    fields: dict = {}
+    if what in ("pause", "resume", "enable", "disable"):
+        fields["backend"] = _text(data, "backend")
+    elif what == "weight":
+        fields.update({k: _text(data, k) for k in ("frontend", "pool", "backend")})
+        weight = data.get("weight")
+        if not isinstance(weight, int) or isinstance(weight, bool) or not 0 <= weight <= 100:
+            raise InvalidArgument("weight must be a whole number 0-100")
+        fields.update(weight=weight, flush=data.get("flush") is True)
+    elif what == "sync":
+        fields["frontend"] = _text(data, "frontend") if data.get("frontend") else ""
+    target = " ".join(str(fields[k]) for k in ("frontend", "pool", "backend") if fields.get(k))
+
+    def run() -> str:
+        try:
+            return remote.act(what, fields, actor.name)
+        except RemoteRefused as exc:
+            raise FailedPrecondition(str(exc)) from None
+
+    return services.on_remote_daemon(actor, server, what, target, run)
 
 
 def _text(data: dict, key: str) -> str:

@@ -22,6 +22,7 @@ items and text lengths, and an event flood closes the stream.
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 import urllib.parse
@@ -222,6 +223,10 @@ def _error(exc: grpc.RpcError) -> str:
     return f"{name}: {_text(details or '', MAX_TEXT)}"
 
 
+class RemoteRefused(Exception):
+    """A remote daemon did not carry out an action (its gRPC status, clipped)."""
+
+
 class Remote:
     """One other daemon, followed in the background (see the module's docstring)."""
 
@@ -279,6 +284,48 @@ class Remote:
         if call is not None:
             call.cancel()
         self.channel.close()
+
+    # -- actions (a signed-in operator on the page; frontend/actions.py checks who) ---------
+
+    def act(self, what: str, data: dict[str, Any], user: str) -> str:
+        """Carry out an operator action on this daemon through its gRPC API, with the
+        dashboard's token and the operator's name (`x-maglev-user`, in its audit log).
+        Raises RemoteRefused with the daemon's answer."""
+        user = re.sub(r"[^A-Za-z0-9._-]", "_", user)[:32] or "-"
+        call = {"timeout": TIMEOUT, "metadata": [*self.metadata, ("x-maglev-user", user)]}
+        try:
+            if what in ("pause", "resume", "enable", "disable"):
+                rpc = getattr(self.stub, f"{what.capitalize()}Backend")
+                r = rpc(pb.BackendActionRequest(name=data["backend"]), **call)
+                message = f"backend {data['backend']}: {_backend_state(r.state)}"
+            elif what == "weight":
+                self.stub.SetFrontendPoolBackendWeight(
+                    pb.SetFrontendPoolBackendWeightRequest(
+                        frontend=data["frontend"],
+                        pool=data["pool"],
+                        backend=data["backend"],
+                        weight=data["weight"],
+                        flush=data["flush"],
+                    ),
+                    **call,
+                )
+                message = f"{data['frontend']}/{data['pool']}/{data['backend']}: weight "
+                message += str(data["weight"]) + (", flows flushed" if data["flush"] else "")
+            elif what == "sync":
+                r = self.stub.SyncVPPLBState(
+                    pb.SyncVPPLBStateRequest(frontend=data.get("frontend") or ""), **call
+                )
+                message = f"synced {data.get('frontend') or 'every frontend'}: "
+                message += f"{r.operations} operations"
+            elif what == "reload":
+                r = self.stub.ReloadConfig(pb.ReloadConfigRequest(), **call)
+                message = f"reloaded: {_text(r.summary)}"
+            else:
+                raise RemoteRefused(f"{what} is not an action on another daemon")
+        except grpc.RpcError as exc:
+            raise RemoteRefused(f"{self.address} refused: {_error(exc)}") from None
+        self._wake.set()  # read it again now: the page shows the result at once
+        return f"{self.address}: {message}"
 
     # -- reads -----------------------------------------------------------------------------
 

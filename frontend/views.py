@@ -127,6 +127,11 @@ def view(request: HttpRequest) -> HttpResponse:
             # Controls only for a user who may use them (frontend/actions.py).
             # None in a dashboard-only process, which can change nothing.
             "actions": [] if dashboard_only else sorted(actions.allowed(request)),
+            # On another daemon: only with a token for it (it refuses changes without one),
+            # and not reload, which the header's button does for this deployment only.
+            "remote_actions": []
+            if dashboard_only or not settings.MAGLEV_SERVERS_TOKEN
+            else sorted(actions.allowed(request) - {"reload"}),
         },
     )
 

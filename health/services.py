@@ -311,6 +311,17 @@ def sync_vpp(
     return result
 
 
+def on_remote_daemon(
+    actor: Actor, server: str, action: str, target: str, run: Callable[[], str]
+) -> str:
+    """An operator action the dashboard sends to another daemon (which audits it too, with the
+    dashboard's token and the operator's name): recorded here as `remote-<action>`, with the
+    daemon, whether it succeeds or not. `run` raises ServiceError for a refusal."""
+    with _audit(actor, f"remote-{action}", f"{server} {target}".strip()[:255], None) as detail:
+        detail["server"] = server
+        return run()
+
+
 def _missing_member(dep: Deployment, frontend: str, pool: str, backend: str) -> str:
     f = dep.frontends.filter(name=frontend).first()
     if f is None:

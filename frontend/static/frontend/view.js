@@ -44,7 +44,7 @@ function receive(m) {
 function apply(next, flash) {
   let missing = false;
   for (const [key, item] of Object.entries(next)) {
-    if (item === null) { delete items[key]; const row = document.querySelector(`[data-key="${key}"]`); if (row) missing = true; continue; }
+    if (item === null) { delete items[key]; const row = document.querySelector(`[data-key="${CSS.escape(key)}"]`); if (row) missing = true; continue; }
     const before = items[key];
     items[key] = item;
     const cells = document.querySelectorAll(`[data-k="${CSS.escape(key)}"]`);
@@ -155,6 +155,7 @@ connect();
 
 // What a change would do (frontend/impact.py), as one line per VIP; never blocks the action.
 async function impactOf(body) {
+  if (body.server) return `This acts on ${body.server}; its impact is computed only for this deployment's VIPs.`;
   const q = new URLSearchParams({ action: body.action, backend: body.backend, pool: body.pool || "", weight: body.weight ?? "", flush: body.flush ? "1" : "" });
   try {
     const r = await (await fetch(`/view/impact/?${q}`, { credentials: "same-origin" })).json();
@@ -172,6 +173,8 @@ if (csrf) {
     const body = { action: button.dataset.action };
     if (cell) Object.assign(body, { backend: cell.dataset.backend, frontend: cell.dataset.frontend, pool: cell.dataset.pool });
     else if (button.dataset.frontend) body.frontend = button.dataset.frontend;
+    const server = (cell || button).dataset.server;
+    if (server) body.server = server;                   // another daemon, through its gRPC API
     if (body.action === "weight") {
       const answer = prompt(`Weight 0-100 for ${body.backend} in ${body.frontend}/${body.pool} (add " flush" to flush its flows):`);
       if (answer === null) return;

@@ -116,16 +116,13 @@ class Dataplane:
         """Called on the runtime's thread at every transition: queue and kick one sync job."""
         with self._lock:
             self._flush |= flush
+            self._track_config()
             if not self.warmup.ended:
                 # Held back frontends are synced when warmup releases them (`_tick`).
                 frontends = {f for f in frontends if self.warmup.released(f)}
                 if not frontends:
                     return
             else:
-                config = self.runtime.config
-                if config is not self._held_config:  # only when the frontends may differ
-                    self._held_config = config
-                    self.holds.arrive(config.frontends, self.runtime.states(), self.clock())
                 held = self.holds.held()
                 if held:
                     frontends = frontends - held
@@ -136,6 +133,17 @@ class Dataplane:
                 return  # the job takes these too: it runs until nothing is pending
             self._job_queued = True
         self.conn.submit(self._sync_pending).add_done_callback(self._sync_job_done)
+
+    def _track_config(self) -> None:
+        """Tell the holds what the runtime's frontends are now (under _lock). During warmup
+        only remember them (warmup holds everything); after it, hold the ones that arrive."""
+        config = self.runtime.config
+        if config is self._held_config:  # the frontends can only differ with a new config
+            return
+        self._held_config = config
+        self.holds.arrive(
+            config.frontends, self.runtime.states(), self.clock(), hold=self.warmup.ended
+        )
 
     def _sync_job_done(self, future: Future[Any]) -> None:
         if future.cancelled() or future.exception() is not None:
@@ -175,7 +183,9 @@ class Dataplane:
                 self._full_wanted = True
             elif step.released:
                 self.frontends_changed(set(step.released), set())
-        elif self.holds.held():
+        with self._lock:
+            self._track_config()
+        if self.warmup.ended and self.holds.held():
             with self._lock:
                 released = self.holds.release(
                     self.runtime.config.frontends, self.runtime.states(), now

@@ -96,11 +96,17 @@ class Holds:
         return frozenset(self._until)
 
     def arrive(
-        self, frontends: Mapping[str, FrontendSpec], states: Mapping[str, State], now: float
+        self,
+        frontends: Mapping[str, FrontendSpec],
+        states: Mapping[str, State],
+        now: float,
+        hold: bool = True,
     ) -> None:
-        """Record the runtime's frontends now; hold the new ones that are not known yet."""
+        """Record the runtime's frontends now; hold the new ones (unless `hold` is False:
+        during the startup warmup, which holds everything itself, they are only noted, so a
+        frontend handed on then and taken back later counts as new)."""
         for name in set(frontends) - self._known:
-            if self._max_delay > 0 and _unknown(frontends[name], states):
+            if hold and self._max_delay > 0 and _unknown(frontends[name], states):
                 self._until[name] = now + self._max_delay
         self._known = set(frontends)
         for name in set(self._until) - self._known:

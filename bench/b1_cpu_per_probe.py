@@ -32,28 +32,6 @@ FULL = {"servers": 1000, "interval": 0.5, "rounds": 5, "window": 5.0}
 SMOKE = {"servers": 20, "interval": 0.25, "rounds": 1, "window": 1.0}
 
 
-def haproxy_config(proto: str, servers: int, port: int, interval: float) -> str:
-    inter = f"{int(interval * 1000)}ms"
-    lines = [
-        "global",
-        "    nbthread 1",
-        "    maxconn 4000",
-        "    stats socket @STATS@ mode 600 level admin",
-        "defaults",
-        f"    mode {proto}",
-        "    timeout connect 1s",
-        "    timeout check 1s",
-        "    timeout client 5s",
-        "    timeout server 5s",
-        "backend targets",
-        f"    default-server inter {inter} fastinter {inter} downinter {inter} rise 2 fall 3",
-    ]
-    if proto == "http":
-        lines.append("    option httpchk GET /")
-    lines += [f"    server s{i} 127.0.0.1:{port} check" for i in range(servers)]
-    return "\n".join(lines) + "\n"
-
-
 def one_round(proto: str, size: dict, sink: common.TcpSink, ports: dict) -> dict:
     """Run both engines for one window: CPU per probe, probe rates and servers up of each."""
     n, interval = size["servers"], size["interval"]
@@ -65,7 +43,7 @@ def one_round(proto: str, size: dict, sink: common.TcpSink, ports: dict) -> dict
         c = sink.counts()
         return c[h_port], c[o_port], c["drops"]
 
-    hap = common.Haproxy(haproxy_config(proto, n, h_port, interval))
+    hap = common.Haproxy(common.haproxy_config(proto, n, h_port, interval))
     rt = Runtime("b1", common.build_config(["127.0.0.1"] * n, check))
     rt.start()
     try:

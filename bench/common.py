@@ -68,6 +68,16 @@ def cpu_seconds(pid: int | None = None) -> float:
         return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
+def process_cpu_seconds(pid: int) -> float:
+    """CPU seconds (user + system) of another process, threads that have exited included
+    (utime + stime of /proc/PID/stat, clock ticks: 10 ms). For a process that runs work on
+    short-lived threads (Django under ASGI runs each request's sync code on a thread of its
+    own), which a sum over the live threads' schedstat would miss."""
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    fields = stat[stat.rindex(")") + 2 :].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
 def rss_bytes(pid: int | None = None) -> int:
     """Resident set size of a process (VmRSS)."""
     for line in Path(f"/proc/{pid or 'self'}/status").read_text().splitlines():
@@ -440,6 +450,149 @@ class TcpSink(Proc):
             with contextlib.suppress(OSError):
                 self.popen.stdin.close()
         super().stop()
+
+
+_SWITCH = r"""
+import resource, selectors, socket, sys
+_, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))  # one descriptor per listener
+port = int(sys.argv[1])
+addresses = open(sys.argv[2]).read().split()
+sel = selectors.DefaultSelector()
+socks = {}
+def listen(i):
+    if i in socks:
+        return
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind((addresses[i], port))
+    s.listen(4096)
+    s.setblocking(False)
+    sel.register(s, selectors.EVENT_READ, i)
+    socks[i] = s
+def close(i):
+    s = socks.pop(i, None)
+    if s is not None:
+        sel.unregister(s)
+        s.close()
+for i in range(len(addresses)):
+    listen(i)
+sel.register(sys.stdin, selectors.EVENT_READ, "cmd")
+print("ready", flush=True)
+while True:
+    for key, _ in sel.select():
+        if key.data == "cmd":
+            line = sys.stdin.readline()
+            if not line:
+                sys.exit(0)
+            verb, *which = line.split()
+            for i in map(int, which):
+                (listen if verb == "up" else close)(i)
+            print("ok", flush=True)
+        else:
+            while True:
+                try:
+                    conn, _ = key.fileobj.accept()
+                except BlockingIOError:
+                    break
+                conn.close()
+"""
+
+
+class Switch(Proc):
+    """TCP listeners on (address i, port) for each of `addresses`, each of which can be closed
+    (`down`: connections are refused at once, a TCP check fails on its next probe) and opened
+    again (`up`). Used to cause real backend transitions one by one or by the thousand."""
+
+    def __init__(self, addresses: list[str], port: int) -> None:
+        super().__init__("switch")
+        self.port = port
+        listing = self.dir / "addresses"
+        listing.write_text("\n".join(addresses))
+        self.start(
+            [sys.executable, "-c", _SWITCH, str(port), str(listing)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        if self.popen.stdout.readline().strip() != "ready":
+            self.check_alive()
+            raise RuntimeError("the switch did not start")
+
+    def _command(self, verb: str, which: Iterable[int]) -> None:
+        self.popen.stdin.write(f"{verb} {' '.join(map(str, which))}\n")
+        self.popen.stdin.flush()
+        if self.popen.stdout.readline().strip() != "ok":
+            self.check_alive()
+            raise RuntimeError("the switch did not answer")
+
+    def down(self, *which: int) -> None:
+        self._command("down", which)
+
+    def up(self, *which: int) -> None:
+        self._command("up", which)
+
+    def stop(self) -> None:
+        if self.popen is not None and self.popen.stdin:
+            with contextlib.suppress(OSError):
+                self.popen.stdin.close()
+        super().stop()
+
+
+# -- HAProxy as the machine's yardstick ---------------------------------------------------------
+
+
+def haproxy_config(proto: str, servers: int, port: int, interval: float) -> str:
+    """One thread, `servers` servers at 127.0.0.1:`port` checked every `interval` (B1's
+    setup: HTTP `option httpchk GET /`, TCP connect only)."""
+    inter = f"{int(interval * 1000)}ms"
+    lines = [
+        "global",
+        "    nbthread 1",
+        "    maxconn 4000",
+        "    stats socket @STATS@ mode 600 level admin",
+        "defaults",
+        f"    mode {proto}",
+        "    timeout connect 1s",
+        "    timeout check 1s",
+        "    timeout client 5s",
+        "    timeout server 5s",
+        "backend targets",
+        f"    default-server inter {inter} fastinter {inter} downinter {inter} rise 2 fall 3",
+    ]
+    if proto == "http":
+        lines.append("    option httpchk GET /")
+    lines += [f"    server s{i} 127.0.0.1:{port} check" for i in range(servers)]
+    return "\n".join(lines) + "\n"
+
+
+def haproxy_tcp_check_us(smoke: bool = False) -> float:
+    """HAProxy's CPU per TCP connect check on this machine, now (µs; B1's TCP side alone:
+    1000 servers every 500 ms against a TCP sink, CPU over SYNs counted at the sink for 5 s).
+
+    The benchmarks without a peer print it beside their figures (BENCHMARKS.md), so a reader
+    can tell how fast the machine was that day; call it before and after the measurement."""
+    servers, interval, window = (20, 0.1, 0.5) if smoke else (1000, 0.5, 5.0)
+    port = free_port()
+    sink = TcpSink([port], [port])
+    hap = None
+    try:
+        hap = Haproxy(haproxy_config("tcp", servers, port, interval))
+        time.sleep(2 * interval + 0.5)  # first checks are spread over one interval
+        syn0, cpu0 = sink.counts()[port], cpu_seconds(hap.pid)
+        time.sleep(window)
+        syn1, cpu1 = sink.counts()[port], cpu_seconds(hap.pid)
+        hap.check_alive()
+    finally:
+        if hap is not None:
+            hap.stop()
+        sink.stop()
+    return (cpu1 - cpu0) / max(syn1 - syn0, 1) * 1e6
+
+
+def haproxy_peer(samples: Sequence[float]) -> str:
+    """The `peer=` field of a figure without a peer: HAProxy's TCP check cost that run."""
+    return f"haproxy_tcp_{median(samples):.1f}us"
 
 
 # -- configs built in code ----------------------------------------------------------------------

@@ -5,7 +5,7 @@ What runs: one nginx listening on 10,000 loopback addresses 127.1.x.y (see B5) a
 probing 10,000 HTTP backends (interval 5 s, as in B8 and B9) in 100 frontends of 100.
 
 What is measured: once every backend is up and two more intervals have passed (so each
-backend has its probe counters and duration histogram as well as its gauges), 20 scrapes of
+backend has its probe counters and probe time as well as its gauges), 20 scrapes of
 GET /metrics over loopback, a second apart (back to back they would only measure the scrapes'
 contention with each other): the time from sending the request to the last byte of the body,
 median and p99 (nearest rank: with 20 scrapes, the slowest one), the body's size and series
@@ -39,7 +39,7 @@ def scrape(daemon: maglevd.Maglevd) -> dict[str, float]:
     if status != 200:
         raise RuntimeError(f"/metrics answered {status}")
     series = sum(1 for line in body.splitlines() if line and not line.startswith(b"#"))
-    probed = body.count(b'maglev_probe_duration_seconds_count{backend="')
+    probed = body.count(b'maglev_backend_last_probe_duration_seconds{backend="')
     return {"ms": seconds * 1000, "bytes": len(body), "series": series, "cpu_ms": cpu * 1000,
             "probed": probed}  # fmt: skip
 
@@ -92,7 +92,7 @@ def main() -> None:
     common.say(
         f"  scrape: median {p50:.0f} ms, p99 {p99:.0f} ms, min {min(ms):.0f} ms "
         f"({'meets' if p99 <= TARGET_MS else 'misses'} <= {TARGET_MS:g} ms); {size_mb:.1f} MB, "
-        f"{series} series, {probed} backends with probe histograms; maglevd CPU per scrape "
+        f"{series} series, {probed} backends with probe times; maglevd CPU per scrape "
         f"{cpu:.0f} ms"
     )
     common.say(

@@ -127,6 +127,7 @@ class WorkerParts:
     runtime: Any = None
     dataplane: Any = None
     forwarder: Any = None
+    metrics: Any = None
 
     def start(self, node: str) -> WorkerParts:
         import redis
@@ -138,9 +139,24 @@ class WorkerParts:
         from health import events
         from health.engine.sharded import ShardedRuntime
 
+        from .metrics_server import MetricsServer
+
         client = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=2)
-        self.runtime = ShardedRuntime(settings.MAGLEV_DEPLOYMENT, client, node=node).start()
-        sharded = self.runtime
+        sharded = ShardedRuntime(settings.MAGLEV_DEPLOYMENT, client, node=node)
+        if settings.MAGLEV_WORKER_METRICS:
+            # Before the runtime starts, so the first lease heartbeat already names it. A
+            # taken port costs the metrics, not the probing.
+            try:
+                self.metrics = MetricsServer(settings.MAGLEV_WORKER_METRICS).start()
+            except (OSError, ValueError) as exc:
+                log.error(
+                    "worker metrics not served",
+                    extra={"listen": settings.MAGLEV_WORKER_METRICS, "error": str(exc)[:200]},
+                )
+            else:
+                sharded.leases.metrics_address = self.metrics.address
+                log.info("worker metrics", extra={"url": f"http://{self.metrics.address}/metrics"})
+        self.runtime = sharded.start()
         # This worker writes its own shards' VIPs to VPP over its own connection.
         self.dataplane = attach_dataplane(
             sharded.hosted.runtime,
@@ -155,6 +171,9 @@ class WorkerParts:
         return self
 
     def close(self) -> None:
+        if self.metrics is not None:
+            self.metrics.close()
+            self.metrics = None
         if self.dataplane is not None:
             self.dataplane.stop()
             self.dataplane = None

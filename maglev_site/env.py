@@ -40,3 +40,12 @@ def env_list(name: str, default: list[str]) -> list[str]:
     if raw is None:
         return default
     return [item.strip() for item in raw.split(",") if item.strip()]
+
+
+def env_choice(name: str, choices: dict[str, object], default: str) -> object:
+    """One of a fixed set of words (case-insensitive), mapped to its value."""
+    raw = os.environ.get(name) or default
+    key = raw.strip().lower()
+    if key not in choices:
+        raise EnvError(f"{name}={raw!r}: use one of {', '.join(choices)}")
+    return choices[key]

@@ -17,7 +17,7 @@ import dj_database_url
 
 from . import dbfiles, secretfiles
 from .channel_layer import redis_channel_layer
-from .env import env_bool, env_int, env_list, env_str
+from .env import env_bool, env_choice, env_int, env_list, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 DATA_DIR = Path(env_str("MAGLEV_DATA_DIR", str(BASE_DIR / "var")))
@@ -188,8 +188,16 @@ CELERY_BEAT_SCHEDULE = {
     "maglev-housekeeping": {"task": "maglev.housekeeping", "schedule": 24 * 3600.0},
 }
 MAGLEV_WORKER_RUNTIME = env_bool("MAGLEV_WORKER_RUNTIME", True)
+# Where a worker serves its runtime's /metrics (maglev_site/metrics_server.py): host:port, port 0
+# for a free one (found through the web side's /metrics/targets); empty: not served.
+MAGLEV_WORKER_METRICS = env_str("MAGLEV_WORKER_METRICS", "127.0.0.1:0")
 # Days the audit log keeps (maglev.housekeeping); at least a week, whatever the variable says.
 MAGLEV_AUDIT_DAYS = max(7, env_int("MAGLEV_AUDIT_DAYS", 365))
+# maglev_probe_duration_seconds per backend and type (true), per type only (false), or auto:
+# per backend up to 1,000 backends (health/engine/metrics.py, AUTO_PER_BACKEND).
+MAGLEV_METRICS_BACKEND_HISTOGRAM = env_choice(
+    "MAGLEV_METRICS_BACKEND_HISTOGRAM", {"auto": None, "true": True, "false": False}, "auto"
+)
 
 # The programs' own settings, one MAGLEV_* variable each (SPEC §7 names).
 MAGLEV_CONFIG = env_str("MAGLEV_CONFIG", "/etc/vpp-maglev/maglev.yaml")

@@ -10,6 +10,8 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
+from django.conf import settings
+
 from health import hooks, live
 from health.config import gc_paused
 from health.config.spec import Config
@@ -17,7 +19,6 @@ from health.config_db import config_from_db
 from health.models import BackendState, Deployment, PoolMember, Transition
 from health.signals import Signal
 
-from .metrics import register_collector
 from .persist import StatePersister, TransitionRecord
 from .runtime import Restored, Runtime
 from .shards import sub_config
@@ -91,6 +92,7 @@ def host_runtime(
         overrides=load_overrides(dep),
         **runtime_kwargs,
     )
+    runtime.metrics.per_backend_histogram = settings.MAGLEV_METRICS_BACKEND_HISTOGRAM
     persister = StatePersister(
         deployment,
         snapshot=runtime.backends,
@@ -137,7 +139,6 @@ def host_runtime(
 
     hosted = HostedRuntime(runtime, persister, full)
     hosted.undo.append(hooks.subscribe(on_change))
-    register_collector()
     persister.start()
     runtime.start()
     return hosted

@@ -58,6 +58,19 @@ def live_nodes(redis: object, deployment: str) -> set[str]:
     return {v.decode() for v in values if v and v != b"-"}
 
 
+def metrics_targets(redis: object, deployment: str) -> list[tuple[str, str]]:
+    """(node, metrics address) of every live runtime process that serves /metrics."""
+    keys = sorted(redis.scan_iter(f"maglev:{deployment}:metrics:*", count=1000))  # type: ignore[attr-defined]
+    values = redis.mget(keys) if keys else []  # type: ignore[attr-defined]
+    out = []
+    for v in values:
+        if v:
+            node, _, address = v.decode(errors="replace").partition("|")
+            if address:
+                out.append((node, address))
+    return out
+
+
 def process_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
 
@@ -83,6 +96,7 @@ class ShardLeases:
     ) -> None:
         self.r = redis
         self.node = node  # the Celery node name, so changes can be sent to this worker
+        self.metrics_address = ""  # where this process serves /metrics, published with the beat
         self.ttl_ms = ttl_ms
         self.me = me or process_id()
         self.prefix = f"maglev:{deployment}"
@@ -105,6 +119,12 @@ class ShardLeases:
         r = self.r
         try:
             r.set(f"{self.prefix}:proc:{self.me}", self.node or "-", px=self.ttl_ms)  # type: ignore[attr-defined]
+            if self.metrics_address:
+                r.set(  # type: ignore[attr-defined]
+                    f"{self.prefix}:metrics:{self.me}",
+                    f"{self.node}|{self.metrics_address}",
+                    px=self.ttl_ms,
+                )
             lost, retaken = set(), set()
             for sid, value in list(self.state.owned.items()):
                 got = self._renew(keys=[self._key(sid)], args=[value, self.ttl_ms])
@@ -161,7 +181,7 @@ class ShardLeases:
                 self._release(keys=[self._key(sid)], args=[value])
             if self.state.leader:
                 self._release(keys=[f"{self.prefix}:leader"], args=[self.me])
-            self.r.delete(f"{self.prefix}:proc:{self.me}")  # type: ignore[attr-defined]
+            self.r.delete(f"{self.prefix}:proc:{self.me}", f"{self.prefix}:metrics:{self.me}")  # type: ignore[attr-defined]
         except Exception as exc:
             log.warning("could not release leases", extra={"error": str(exc)[:200]})
         self.state = LeaseState()

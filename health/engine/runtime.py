@@ -39,7 +39,8 @@ from health.probes.poller import Poller, poller_for
 from health.probes.result import INTERNAL, ProbeResult
 from health.signals import Signal
 
-from .metrics import TRANSITIONS, ProbeMetrics
+from .exposition import BackendRow, FrontendRow
+from .metrics import ProbeMetrics
 from .wheel import TimerWheel
 
 INTENTS = frozenset({"pause", "resume", "enable", "disable"})
@@ -571,7 +572,7 @@ class Runtime:
             if change.to_state in (State.DOWN, State.DISABLED):
                 self._dirty_flush.add(str(r.spec.address))
         # Then the bookkeeping.
-        TRANSITIONS.labels(name, frm, to).inc()
+        self.metrics.transition(name, frm, to)
         log.info(
             "backend-transition",
             extra={"backend": name, "from": frm, "to": to, "reason": change.reason},
@@ -649,6 +650,21 @@ class Runtime:
 
     def frontends(self) -> dict[str, live.FrontendLive]:
         return dict(list(self._frontends.items()))
+
+    def metrics_text(self) -> str:
+        """The runtime's Prometheus families as text (health.engine.exposition)."""
+        rows = [
+            BackendRow(
+                r.spec.name,
+                r.machine.state,  # a StrEnum: its own value, without the enum's lookup
+                r.machine.counter,
+                r.last_probe_at,
+                r.last.latency if r.last is not None else None,
+            )
+            for r in list(self._runners.values())
+        ]
+        fronts = [FrontendRow(f.name, f.state, f.weights) for f in list(self._frontends.values())]
+        return self.metrics.text(rows, fronts)
 
     def weights(self) -> dict[str, FrontendWeights]:
         return dict(list(self._weights.items()))

@@ -49,7 +49,7 @@ class ViewConsumer(AsyncWebsocketConsumer):
             await self._send(self.hub.snapshot())
 
     async def _send(self, message: dict[str, Any]) -> None:
-        await self.send(text_data=json.dumps(message, separators=(",", ":")))
+        await self.send(text_data=hubs.encode(message))
 
     async def _pump(self) -> None:
         """Deltas as they come, a heartbeat every second; close a client that fell behind."""
@@ -61,6 +61,6 @@ class ViewConsumer(AsyncWebsocketConsumer):
                 return
             if self.box.items:
                 base, seq, items = self.box.take()
-                await self._send(self.hub.delta(base, seq, items))
+                await self.send(text_data=self.hub.delta_text(base, seq, items))
             else:
                 await self._send(self.hub.heartbeat())

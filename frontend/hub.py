@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import secrets
 import time
@@ -42,6 +43,10 @@ SETTLE: float = 0.02  # after an event, wait this long for its siblings (a mass 
 DRIFT_AFTER: float = 3.0  # seconds VPP may differ from the desired weight before it is flagged
 MAX_LAG: float = 10.0  # seconds an outbox may wait before its connection is closed
 CLOSE_BEHIND: int = 4008
+
+
+def encode(message: dict[str, Any]) -> str:
+    return json.dumps(message, separators=(",", ":"))
 
 
 class Outbox:
@@ -93,6 +98,9 @@ class Hub:
         self.mismatch_since: dict[str, float] = {}  # row → when VPP first differed from it
         # frontend → (time of the counters' read, counters, packets per second since the last)
         self._packets: dict[str, tuple[float, dict[str, int], dict[str, float] | None]] = {}
+        # The latest delta's text, made once for every connection that is caught up: encoding it
+        # per connection was most of the web loop's time with 200 pages open (B6).
+        self._text: tuple[int, str] | None = None
         self._task: asyncio.Task[None] | None = None
         self._kick: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -120,6 +128,15 @@ class Hub:
             "now": time.time(),
             "items": items,
         }
+
+    def delta_text(self, base: int, seq: int, items: dict[str, Any]) -> str:
+        """The delta as sent. A connection whose outbox holds exactly the hub's latest delta
+        (one put since it last sent: base is seq - 1) shares one encoding of it."""
+        if base != seq - 1 or seq != self.seq:
+            return encode(self.delta(base, seq, items))
+        if self._text is None or self._text[0] != seq:
+            self._text = (seq, encode(self.delta(base, seq, items)))
+        return self._text[1]
 
     # -- the loop ------------------------------------------------------------------------------
 

@@ -106,6 +106,34 @@ def test_a_slow_client_keeps_one_value_per_item():
     asyncio.run(go())
 
 
+def test_caught_up_connections_share_one_encoding_and_a_late_one_gets_its_own():
+    from frontend.hub import Hub
+
+    async def go():
+        hub = Hub("d", build=None)
+        fresh, late = hub.attach(), hub.attach()
+        for n in (1, 2):
+            hub.seq += 1
+            for box in (fresh, late):
+                box.put(hub.seq, {"be:x": {"n": n}, f"be:{n}": {"n": n}})
+            if n == 1:
+                fresh.take()  # sent already: only the second delta is pending for it
+        other = hub.attach()
+        other.base = 1  # a second caught-up connection
+        other.put(2, {"be:x": {"n": 2}, "be:2": {"n": 2}})
+        a = hub.delta_text(*fresh.take())
+        b = hub.delta_text(*other.take())
+        c = hub.delta_text(*late.take())
+        assert a is b  # one json.dumps for both
+        assert json.loads(a)["items"] == {"be:x": {"n": 2}, "be:2": {"n": 2}}
+        assert (json.loads(a)["base"], json.loads(a)["seq"]) == (1, 2)
+        late_msg = json.loads(c)
+        assert (late_msg["base"], late_msg["seq"]) == (0, 2)
+        assert late_msg["items"] == {"be:x": {"n": 2}, "be:1": {"n": 1}, "be:2": {"n": 2}}
+
+    asyncio.run(go())
+
+
 def test_drift_is_flagged_once_vpp_differs_for_longer_than_a_sync(monkeypatch):
     from frontend import hub as hubs
     from frontend.document import VppAs

@@ -84,34 +84,11 @@ def config_text(
     return "\n".join(lines) + "\n"
 
 
-# `python -c RAISE_WS_LIMIT BYTES manage.py maglevd ...`: the real command, with Daphne's
-# websocket message and frame limits (1 MiB: autobahn refuses to *send* a bigger message and
-# closes the socket with 1011) raised, which maglev_site/webserver.py does not do. A /view/
-# snapshot of 10,000 backends is about 4.6 MB, so without this no page ever goes live.
-RAISE_WS_LIMIT = """
-import runpy, sys
-import daphne.server
-limit = int(sys.argv.pop(1))
-init = daphne.server.Server.__init__
-def raised(self, *args, **kwargs):
-    kwargs["websocket_max_message_size"] = kwargs["websocket_max_frame_size"] = limit
-    init(self, *args, **kwargs)
-daphne.server.Server.__init__ = raised
-sys.argv = sys.argv[1:]
-runpy.run_path(sys.argv[0], run_name="__main__")
-"""
-
-
 class Maglevd(common.Proc):
     """`manage.py maglevd --config FILE` on 127.0.0.1 port 0 (web and gRPC); `web` is its
     http://127.0.0.1:PORT and `grpc` its 127.0.0.1:PORT once both listen."""
 
-    def __init__(
-        self, config: str, timeout: float = 120.0, ws_max_message: int | None = None
-    ) -> None:
-        """`ws_max_message`: run the same command with Daphne's websocket message limit
-        (1 MiB by default, for what it sends too) raised to this many bytes: see
-        RAISE_WS_LIMIT."""
+    def __init__(self, config: str, timeout: float = 120.0) -> None:
         super().__init__("maglevd")
         path = self.dir / "maglev.yaml"
         path.write_text(config)
@@ -127,8 +104,6 @@ class Maglevd(common.Proc):
         manage = str(common.REPO / "manage.py")
         args = [manage, "maglevd", "--config", str(path), "--no-create-admin"]
         args += ["--listen", "127.0.0.1:0", "--grpc-addr", "127.0.0.1:0"]
-        if ws_max_message:
-            args = ["-c", RAISE_WS_LIMIT, str(ws_max_message), *args]
         self.start([sys.executable, *args], env=env, cwd=self.dir)
         self.started = time.monotonic()
         found = self._wait_lines(

@@ -49,7 +49,8 @@ class ViewConsumer(AsyncWebsocketConsumer):
             await self._send(self.hub.snapshot())
 
     async def _send(self, message: dict[str, Any]) -> None:
-        await self.send(text_data=hubs.encode(message))
+        for text in hubs.frames(message):
+            await self.send(text_data=text)
 
     async def _pump(self) -> None:
         """Deltas as they come, a heartbeat every second; close a client that fell behind."""
@@ -61,6 +62,7 @@ class ViewConsumer(AsyncWebsocketConsumer):
                 return
             if self.box.items:
                 base, seq, items = self.box.take()
-                await self.send(text_data=self.hub.delta_text(base, seq, items))
+                for text in self.hub.delta_frames(base, seq, items):
+                    await self.send(text_data=text)
             else:
                 await self._send(self.hub.heartbeat())

@@ -45,8 +45,33 @@ MAX_LAG: float = 10.0  # seconds an outbox may wait before its connection is clo
 CLOSE_BEHIND: int = 4008
 
 
+# Daphne (autobahn) will not send a websocket message over 1 MiB: it closes the socket (1011).
+# A snapshot of 10,000 backends is about 5 MB, so bigger messages go in parts under this size.
+MAX_MESSAGE: int = 900_000
+
+
 def encode(message: dict[str, Any]) -> str:
     return json.dumps(message, separators=(",", ":"))
+
+
+def frames(message: dict[str, Any]) -> list[str]:
+    """The message as sent: one text, or parts {..., items: some, part: k, parts: n} that the
+    page merges back into one before it applies them (ASCII JSON: characters are bytes)."""
+    text = encode(message)
+    if len(text) <= MAX_MESSAGE or not message.get("items"):
+        return [text]
+    items = list(message["items"].items())
+    n = len(text) // (MAX_MESSAGE * 3 // 4) + 1
+    while True:
+        size = -(-len(items) // n)
+        parts = [dict(items[i : i + size]) for i in range(0, len(items), size)]
+        out = [
+            encode({**message, "items": part, "part": k, "parts": len(parts)})
+            for k, part in enumerate(parts)
+        ]
+        if size == 1 or all(len(t) <= MAX_MESSAGE for t in out):
+            return out
+        n *= 2
 
 
 class Outbox:
@@ -100,7 +125,7 @@ class Hub:
         self._packets: dict[str, tuple[float, dict[str, int], dict[str, float] | None]] = {}
         # The latest delta's text, made once for every connection that is caught up: encoding it
         # per connection was most of the web loop's time with 200 pages open (B6).
-        self._text: tuple[int, str] | None = None
+        self._text: tuple[int, list[str]] | None = None
         self._task: asyncio.Task[None] | None = None
         self._kick: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -129,13 +154,13 @@ class Hub:
             "items": items,
         }
 
-    def delta_text(self, base: int, seq: int, items: dict[str, Any]) -> str:
-        """The delta as sent. A connection whose outbox holds exactly the hub's latest delta
-        (one put since it last sent: base is seq - 1) shares one encoding of it."""
+    def delta_frames(self, base: int, seq: int, items: dict[str, Any]) -> list[str]:
+        """The delta as sent (`frames`). A connection whose outbox holds exactly the hub's
+        latest delta (one put since it last sent: base is seq - 1) shares one encoding of it."""
         if base != seq - 1 or seq != self.seq:
-            return encode(self.delta(base, seq, items))
+            return frames(self.delta(base, seq, items))
         if self._text is None or self._text[0] != seq:
-            self._text = (seq, encode(self.delta(base, seq, items)))
+            self._text = (seq, frames(self.delta(base, seq, items)))
         return self._text[1]
 
     # -- the loop ------------------------------------------------------------------------------

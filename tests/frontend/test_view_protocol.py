@@ -121,9 +121,9 @@ def test_caught_up_connections_share_one_encoding_and_a_late_one_gets_its_own():
         other = hub.attach()
         other.base = 1  # a second caught-up connection
         other.put(2, {"be:x": {"n": 2}, "be:2": {"n": 2}})
-        a = hub.delta_text(*fresh.take())
-        b = hub.delta_text(*other.take())
-        c = hub.delta_text(*late.take())
+        (a,) = hub.delta_frames(*fresh.take())
+        (b,) = hub.delta_frames(*other.take())
+        (c,) = hub.delta_frames(*late.take())
         assert a is b  # one json.dumps for both
         assert json.loads(a)["items"] == {"be:x": {"n": 2}, "be:2": {"n": 2}}
         assert (json.loads(a)["base"], json.loads(a)["seq"]) == (1, 2)
@@ -132,6 +132,26 @@ def test_caught_up_connections_share_one_encoding_and_a_late_one_gets_its_own():
         assert late_msg["items"] == {"be:x": {"n": 2}, "be:1": {"n": 1}, "be:2": {"n": 2}}
 
     asyncio.run(go())
+
+
+def test_a_message_over_the_servers_limit_goes_in_parts_that_add_up_to_it(monkeypatch):
+    from frontend import hub
+
+    monkeypatch.setattr(hub, "MAX_MESSAGE", 2_000)
+    items = {f"be:f:p:{i}": {"state": "up", "reason": "x" * (i % 50)} for i in range(300)}
+    message = {"type": "snapshot", "epoch": "e", "seq": 7, "now": 1.0, "items": items}
+    parts = [json.loads(t) for t in hub.frames(message)]
+    assert len(parts) > 1
+    assert all(len(t) <= 2_000 for t in hub.frames(message))
+    assert [p["part"] for p in parts] == list(range(len(parts)))
+    assert {p["parts"] for p in parts} == {len(parts)}
+    assert all((p["type"], p["epoch"], p["seq"]) == ("snapshot", "e", 7) for p in parts)
+    merged: dict = {}
+    for p in parts:
+        merged.update(p["items"])
+    assert merged == items
+    small = {"type": "heartbeat", "epoch": "e", "seq": 7, "now": 1.0}
+    assert [json.loads(t) for t in hub.frames(small)] == [small]
 
 
 def test_drift_is_flagged_once_vpp_differs_for_longer_than_a_sync(monkeypatch):

@@ -3,15 +3,19 @@
 // something the table shows changed, and then re-fetches this page and swaps its <main>: the
 // comparison itself stays on the server (frontend/fleet.py). Silence turns the page grey.
 
+import { wholeMessages } from "./parts.js";
+
 const live = document.getElementById("live");
 // The fields the fleet table is made of; other changes (probes, ages) do not re-fetch it.
 const FIELDS = ["kind", "name", "state", "active_pool", "vip", "effective", "vpp_buckets", "address", "stale", "error"];
 let socket = null, epoch = null, seq = null, lastHeard = 0, seen = new Map();
 
+const whole = wholeMessages((m) => receive(m));
+
 function connect() {
   const scheme = location.protocol === "https:" ? "wss" : "ws";
   socket = new WebSocket(`${scheme}://${location.host}/ws/view/`);
-  socket.onmessage = (e) => receive(JSON.parse(e.data));
+  socket.onmessage = (e) => whole(JSON.parse(e.data));
   socket.onclose = () => { socket = null; setTimeout(connect, 1000); };
 }
 

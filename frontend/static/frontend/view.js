@@ -2,16 +2,20 @@
 // Protocol (frontend/hub.py): a snapshot, then deltas {base, seq} and heartbeats, each with the
 // server's epoch and clock. On a gap, a new epoch, a reconnect or a silence we resync.
 
+import { wholeMessages } from "./parts.js";
+
 const live = document.getElementById("live");
 const params = new URLSearchParams(location.search);
 // Fields that change on every probe: updated in place without a highlight.
 const QUIET = new Set(["probe", "counter", "since", "history", "packets", "rates", "confirmed_at", "version"]);
 let socket = null, epoch = null, seq = null, lastHeard = 0, clockSkew = 0, items = {};
 
+const whole = wholeMessages((m) => receive(m));
+
 function connect() {
   const scheme = location.protocol === "https:" ? "wss" : "ws";
   socket = new WebSocket(`${scheme}://${location.host}/ws/view/`);
-  socket.onmessage = (e) => receive(JSON.parse(e.data));
+  socket.onmessage = (e) => whole(JSON.parse(e.data));
   socket.onclose = () => { socket = null; setTimeout(connect, 1000); };
 }
 

@@ -11,11 +11,12 @@ import time
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
+from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_GET
 
 from grpcapi.cli.render import duration
 
-from . import actions, document, source
+from . import actions, document, rows, source
 from . import hub as hubs
 
 # Backend columns: (key in the item, heading); the page sorts by any of them.
@@ -83,33 +84,46 @@ def view(request: HttpRequest) -> HttpResponse:
     now = time.time()
     sort = request.GET.get("sort", "")
     key, reverse = sort.lstrip("-"), sort.startswith("-")
+    dashboard_only = settings.MAGLEV_DASHBOARD_ONLY
+    # Controls only for a user who may use them (frontend/actions.py). None in a
+    # dashboard-only process, which can change nothing. On another daemon: only with a token
+    # for it (it refuses changes without one), and not reload, which the header's button
+    # does for this deployment only.
+    local_actions = [] if dashboard_only else sorted(actions.allowed(request))
+    remote_actions = (
+        []
+        if dashboard_only or not settings.MAGLEV_SERVERS_TOKEN
+        else sorted(actions.allowed(request) - {"reload"})
+    )
     sections: dict[str | None, dict[str, object]] = {}
+    # (server, frontend, pool) → its rows, in the document's order: one pass over the items.
+    members: dict[tuple[str | None, str, str], list[tuple[str, document.Item]]] = {}
     for dkey, d in doc.items():
         if d["kind"] == "deployment":
             sections[d.get("server")] = {"key": dkey, "dep": d, "frontends": []}
+        elif d["kind"] == "backend":
+            members.setdefault((d.get("server"), d["frontend"], d["pool"]), []).append((dkey, d))
     for fkey, f in doc.items():
         if f["kind"] != "frontend":
             continue
         server = f.get("server")
         pools = []
         for pool in f["pools"]:
-            rows = [
-                (k, {**b, "age": _age(b["since"], now)})
-                for k, b in doc.items()
-                if b["kind"] == "backend"
-                and b.get("server") == server
-                and b["frontend"] == f["name"]
-                and b["pool"] == pool
-            ]
+            found = members.get((server, f["name"], pool), [])
             if key in SORTABLE:
-                rows.sort(key=lambda r: _sort_key(r[1].get(key)), reverse=reverse)
-            if rows or not request.GET:
-                pools.append({"name": pool, "active": pool == f["active_pool"], "rows": rows})
+                found = sorted(found, key=lambda r: _sort_key(r[1].get(key)), reverse=reverse)
+            if found or not request.GET:
+                html = rows.rows(
+                    ((k, b, _age(b["since"], now)) for k, b in found),
+                    remote_actions if server else local_actions,
+                )
+                # rows.py escapes every value it writes.
+                safe = mark_safe(html)
+                pools.append({"name": pool, "active": pool == f["active_pool"], "html": safe})
         section = sections.get(server)
         if section is not None:
             section["frontends"].append({"key": fkey, "item": f, "pools": pools})  # type: ignore[attr-defined]
     local = sections.pop(None, None)  # None: a dashboard-only process
-    dashboard_only = settings.MAGLEV_DASHBOARD_ONLY
     return render(
         request,
         "frontend/view.html",
@@ -124,14 +138,8 @@ def view(request: HttpRequest) -> HttpResponse:
             "problems": request.GET.get("problems", ""),
             "q": request.GET.get("q", ""),
             "now": now,
-            # Controls only for a user who may use them (frontend/actions.py).
-            # None in a dashboard-only process, which can change nothing.
-            "actions": [] if dashboard_only else sorted(actions.allowed(request)),
-            # On another daemon: only with a token for it (it refuses changes without one),
-            # and not reload, which the header's button does for this deployment only.
-            "remote_actions": []
-            if dashboard_only or not settings.MAGLEV_SERVERS_TOKEN
-            else sorted(actions.allowed(request) - {"reload"}),
+            "actions": local_actions,
+            "remote_actions": remote_actions,
         },
     )
 

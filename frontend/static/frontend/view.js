@@ -44,27 +44,45 @@ function receive(m) {
   }
 }
 
+// Every item's cells and row, found in one pass over the page (and again after a refetch):
+// with 10,000 rows, a selector query per item made a burst of changes take seconds.
+let index = null;
+function cellsOf(key) {
+  if (index === null) {
+    index = new Map();
+    for (const cell of document.querySelectorAll("[data-k]")) {
+      const k = cell.dataset.k;
+      if (!index.has(k)) index.set(k, { cells: [], row: null });
+      index.get(k).cells.push(cell);
+    }
+    for (const row of document.querySelectorAll("tr[data-key]")) {
+      if (!index.has(row.dataset.key)) index.set(row.dataset.key, { cells: [], row: null });
+      index.get(row.dataset.key).row = row;
+    }
+  }
+  return index.get(key) || { cells: [], row: null };
+}
+
 // Merge items into the page: only values that changed are touched (and flashed).
 function apply(next, flash) {
   let missing = false;
   for (const [key, item] of Object.entries(next)) {
-    if (item === null) { delete items[key]; const row = document.querySelector(`[data-key="${CSS.escape(key)}"]`); if (row) missing = true; continue; }
+    const { cells, row } = cellsOf(key);
+    if (item === null) { delete items[key]; if (row) missing = true; continue; }
     const before = items[key];
     items[key] = item;
-    const cells = document.querySelectorAll(`[data-k="${CSS.escape(key)}"]`);
     if (!cells.length) { if (wanted(item)) missing = true; continue; }
     for (const cell of cells) {
       const field = cell.dataset.f;
       if (before && JSON.stringify(before[field]) === JSON.stringify(item[field])) continue;
       if (render(cell, field, item) && flash && before && !QUIET.has(field)) flashCell(cell);
     }
-    const row = document.querySelector(`tr[data-key="${CSS.escape(key)}"]`);
     if (row && item.state) row.className = `state-${item.state}`;
     if (item.kind === "deployment" && item.server) {
       const section = document.querySelector(`section[data-key="${CSS.escape(key)}"]`);
       if (section) section.classList.toggle("stale", !!item.stale);
       // A remote daemon's "last confirmed" text follows `stale`, which its timestamp does not.
-      for (const cell of document.querySelectorAll(`[data-k="${CSS.escape(key)}"][data-f="confirmed_at"]`)) render(cell, "confirmed_at", item);
+      for (const cell of cells) if (cell.dataset.f === "confirmed_at") render(cell, "confirmed_at", item);
     }
   }
   if (missing) refetch();
@@ -116,6 +134,7 @@ async function refetch() {
   try {
     const page = new DOMParser().parseFromString(await (await fetch(location.href)).text(), "text/html");
     document.getElementById("frontends").replaceWith(page.getElementById("frontends"));
+    index = null;                                      // the rows are new
     tick();
   } finally { refetching = false; }
 }
@@ -138,7 +157,8 @@ function age(since) {
 function tick() {
   for (const cell of document.querySelectorAll("[data-since]")) {
     const since = parseFloat(cell.dataset.since);
-    cell.textContent = Number.isNaN(since) ? "-" : age(since);
+    const text = Number.isNaN(since) ? "-" : age(since);
+    if (cell.textContent !== text) cell.textContent = text;   // no layout work for the same text
   }
   // A stale remote daemon's "last confirmed N s ago" counts on.
   for (const cell of document.querySelectorAll("section.stale [data-confirmed]")) {

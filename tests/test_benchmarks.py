@@ -28,6 +28,8 @@ EXPECTED = {
     "b5_mass_failure": {"b5_all_down", "b5_all_weights_zero", "b5_vpp_weights_zero", "b5_cores"},
     "b8_reload": {"b8_apply", "b8_reload", "b8_unchanged_restarted"},
     "b9_memory": {"b9_rss_per_backend"},
+    "b7_metrics": {"b7_scrape_p50_ms", "b7_scrape_p99_ms", "b7_transitions_during_scrapes"},
+    "b10_dashboard": {"b10_first_paint_s", "b10_burst_down_applied_s", "b10_snapshot_size"},
 }
 
 

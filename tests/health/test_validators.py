@@ -148,7 +148,12 @@ HOSTILE = [
 ]  # fmt: skip
 
 
-@pytest.mark.parametrize(("yaml", "path", "rule", "value"), HOSTILE, ids=lambda x: str(x)[:30])
+@pytest.mark.parametrize(
+    ("yaml", "path", "rule", "value"),
+    HOSTILE,
+    # The same ids in every process (pytest -n compares them): a rule's name, not its repr.
+    ids=lambda x: getattr(x, "__qualname__", str(x))[:30],
+)
 def test_the_loader_refuses_with_the_rules_message(yaml, path, rule, value):
     with pytest.raises(StructureError) as info:
         load_config(f"maglev:\n  {yaml}\n")

@@ -7,12 +7,14 @@ Used by the embedded `maglevd` and by the Celery worker bootstep alike.
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
 from django.conf import settings
 
 from health import hooks, live
+from health.checker.states import State
 from health.config import gc_paused
 from health.config.spec import Config
 from health.config_db import config_from_db
@@ -25,16 +27,26 @@ from .shards import sub_config
 
 log = logging.getLogger("maglev.runtime")
 
+# Seconds: health its prober confirmed (persist.CONFIRM_EVERY) or probed this recently is
+# trusted by the process that probes the backend next (a restart, a shard takeover): it carries
+# on with it instead of starting the backend unknown, so neither writes transitions.
+FRESH_HEALTH: float = 30.0
 
-def load_restored(dep: Deployment) -> dict[str, Restored]:
-    """Operator intent, last transition time and history of every backend, from the database."""
+
+def load_restored(dep: Deployment, now: float | None = None) -> dict[str, Restored]:
+    """Operator intent, last transition time and history of every backend, from the database;
+    with `now`, also the health of those confirmed within FRESH_HEALTH seconds of it."""
     out: dict[str, Restored] = {}
     for st in BackendState.objects.filter(backend__deployment=dep).select_related("backend"):
-        out[st.backend.name] = Restored(
+        r = out[st.backend.name] = Restored(
             paused=st.paused,
             disabled=st.disabled,
             since=st.since.timestamp() if st.since else None,
         )
+        seen = [t.timestamp() for t in (st.confirmed_at, st.last_probe_at) if t is not None]
+        fresh = now is not None and bool(seen) and now - max(seen) < FRESH_HEALTH
+        if fresh and st.state in (State.UP.value, State.DOWN.value):
+            r.health = (State(st.state), st.counter)
     keep = dep.transition_history
     for t in Transition.objects.filter(backend__deployment=dep).select_related("backend"):
         r = out.get(t.backend.name)
@@ -88,7 +100,8 @@ def host_runtime(
     runtime = Runtime(
         deployment,
         sub_config(full, []) if owned_only else full,
-        restored=load_restored(dep),
+        # A restart moments after the last process stopped (or was killed) carries on too.
+        restored=load_restored(dep, time.time()),
         overrides=load_overrides(dep),
         **runtime_kwargs,
     )

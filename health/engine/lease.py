@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -101,6 +102,9 @@ class ShardLeases:
         self.me = me or process_id()
         self.prefix = f"maglev:{deployment}"
         self.state = LeaseState()
+        # Monotonic time before which no free shard is taken: see `round`.
+        self._hold_until = 0.0
+        self._failed = False  # the last round could not reach Redis
         self._renew = self.r.register_script(_RENEW)  # type: ignore[attr-defined]
         self._release = self.r.register_script(_RELEASE)  # type: ignore[attr-defined]
 
@@ -139,6 +143,13 @@ class ShardLeases:
                     "while it was away); taken again, nobody else held them",
                     extra={"shards": sorted(retaken)},
                 )
+            if retaken or self._failed:
+                # Redis is back: the other live processes' leases (and heartbeats) may be gone
+                # too until their next round, so their shards look free. Taking them would move
+                # shards between live processes; give their owners one lease TTL, as for any
+                # lease, to take them back.
+                self._hold_until = time.monotonic() + self.ttl_ms / 1000
+                self._failed = False
             if lost:
                 log.warning("shard leases lost to another process", extra={"shards": sorted(lost)})
                 if on_lost:
@@ -148,7 +159,8 @@ class ShardLeases:
             others = {
                 sid
                 for sid, v in zip(ids, values, strict=True)
-                if v is not None and sid not in self.state.owned
+                if (v is not None or time.monotonic() < self._hold_until)
+                and sid not in self.state.owned
             }
             step = plan(shards, set(self.state.owned), others, self.live_processes())
             for sid in step.release:
@@ -162,6 +174,7 @@ class ShardLeases:
                     self.state.owned[sid] = value
             self._lead()
         except Exception as exc:  # Redis away: keep probing what we have
+            self._failed = True
             log.warning(
                 "lease round failed; keeping current shards", extra={"error": str(exc)[:200]}
             )

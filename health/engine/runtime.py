@@ -119,8 +119,8 @@ class Restored:
     disabled: bool = False
     since: float | None = None
     history: list[dict[str, Any]] = field(default_factory=list)  # newest first
-    # Health to carry on with, when another process probed this backend moments ago (shard
-    # takeover); None: start unknown, as after a restart.
+    # Health to carry on with, when a process probed or confirmed this backend moments ago
+    # (a restart or a shard takeover within host.FRESH_HEALTH); None: start unknown.
     health: tuple[State, int] | None = None
 
 

@@ -16,20 +16,16 @@ from typing import Any
 
 from django.db import close_old_connections, connection
 
-from health.checker.states import State
 from health.config.spec import Config
-from health.models import BackendState, Deployment
+from health.models import Deployment
 
+from .host import FRESH_HEALTH as FRESH_HEALTH  # re-exported: it was defined here first
 from .host import HostedRuntime, host_runtime, load_restored
 from .lease import RENEW_EVERY, ShardLeases
 from .runtime import Restored
 from .shards import shards_of, sub_config
 
 log = logging.getLogger("maglev.shards")
-
-# Seconds: health its prober confirmed (persist.CONFIRM_EVERY) or probed this recently is
-# trusted on takeover: the taker carries on with it instead of starting the backends unknown.
-FRESH_HEALTH: float = 30.0
 
 
 class ShardedRuntime:
@@ -116,13 +112,5 @@ def restored_for_takeover(
         return {}
     close_old_connections()
     dep = Deployment.objects.get(name=deployment)
-    restored = {n: r for n, r in load_restored(dep).items() if n in names}
     now = time.time() if now is None else now
-    rows = BackendState.objects.filter(backend__deployment=dep, backend__name__in=names)
-    for st in rows.select_related("backend"):
-        r = restored.get(st.backend.name)
-        seen = [t.timestamp() for t in (st.confirmed_at, st.last_probe_at) if t is not None]
-        fresh = bool(seen) and now - max(seen) < FRESH_HEALTH
-        if r is not None and fresh and st.state in ("up", "down"):
-            r.health = (State(st.state), st.counter)
-    return restored
+    return {n: r for n, r in load_restored(dep, now).items() if n in names}

@@ -14,9 +14,13 @@ Weights = dict[tuple[str, str], int]  # (VIP prefix, AS address) → weight
 
 class VppRecorder:
     def __init__(self, api_socket: str, every: float = 0.05) -> None:
-        self.conn = VppConnection(api_socket, "", name="fault-recorder")
+        # Retries every 50 ms while VPP is away: a restarted VPP is read as soon as it answers.
+        self.conn = VppConnection(api_socket, "", name="fault-recorder", retry_interval=every)
         self.every = every
         self.changes: list[tuple[float, str, str, int | None]] = []  # (time, vip, as, weight)
+        # (started, finished, the whole state) of each read: a read that started before an
+        # event may still show the state from before it.
+        self.timeline: list[tuple[float, float, Weights]] = []
         self.last: Weights = {}
         self.reads = 0
         self._stop = threading.Event()
@@ -41,6 +45,7 @@ class VppRecorder:
 
     def _run(self) -> None:
         while not self._stop.wait(self.every):
+            began = time.monotonic()
             try:
                 now = self.read()
             except Exception:
@@ -50,7 +55,13 @@ class VppRecorder:
             for key in set(now) | set(self.last):
                 if now.get(key) != self.last.get(key):
                     self.changes.append((at, key[0], key[1], now.get(key)))
+            self.timeline.append((began, at, now))
             self.last = now
+
+    def caught_up(self, want: Weights) -> bool:
+        """This thread's own last read shows `want`: every change up to it is recorded (a
+        separate `read()` may be ahead of it)."""
+        return self.last == want
 
     def stop(self) -> None:
         self._stop.set()

@@ -105,6 +105,34 @@ def test_a_restart_remembers_intent_and_history(hosted):
         again.close()
 
 
+def test_a_restart_moments_later_carries_on_with_the_health_it_left(hosted):
+    from datetime import UTC, datetime, timedelta
+
+    from health.engine.host import FRESH_HEALTH, load_restored
+    from health.models import Deployment
+
+    rt = hosted.runtime
+    wait_for(lambda: all(b.state == "up" for b in rt.backends().values()))
+    assert wait_flushed(hosted.persister)
+    written = Transition.objects.count()
+    hosted.close()
+    again = host_runtime("d", prober=Script())
+    try:
+        # Up from the start: no unknown → up for backends that never left up.
+        assert {b.state for b in again.runtime.backends().values()} == {"up"}
+        time.sleep(0.3)
+        assert wait_flushed(again.persister)
+        assert Transition.objects.count() == written
+    finally:
+        again.close()
+    dep = Deployment.objects.get(name="d")
+    assert {r.health for r in load_restored(dep, time.time()).values()} == {(State.UP, 3)}
+    # Stopped for longer than health is trusted: start unknown.
+    old = datetime.now(UTC) - timedelta(seconds=FRESH_HEALTH * 2)
+    BackendState.objects.update(last_probe_at=old, confirmed_at=old)
+    assert {r.health for r in load_restored(dep, time.time()).values()} == {None}
+
+
 def test_an_operator_transition_names_who_in_the_runtime_too(hosted):
     rt = hosted.runtime
     wait_for(lambda: rt.backends()["a"].state == "up")

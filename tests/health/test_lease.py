@@ -107,3 +107,23 @@ def test_leases_gone_with_a_redis_restarted_empty_are_taken_back_not_lost(server
     assert "lost to another process" not in caplog.text
     assert all(r.get(f"maglev:{dep}:shard:{sid}") is not None for sid in mine)
     assert a.state.leader
+
+
+def test_after_redis_restarted_empty_each_process_takes_back_its_own_shards_only(server, r):
+    dep = f"t{uuid.uuid4().hex[:8]}"
+    shards = shards_of(config_with({f"f{i}": [f"b{i}"] for i in range(4)}))
+    a, b = (ShardLeases(r, dep, me=m, ttl_ms=600) for m in "ab")
+    owned = run_rounds([a, b], shards)
+    assert sorted(len(v) for v in owned.values()) == [2, 2]
+    server.restart()  # empty: b's leases and heartbeat are gone until b's next round
+    r.connection_pool.disconnect()
+    # a comes first: b's shards look free, and a alone alive, but they are b's to take back.
+    assert a.round(shards) == owned["a"]
+    assert b.round(shards) == owned["b"]
+    assert run_rounds([a, b], shards) == owned
+    # b dies: once a's hold (one TTL from Redis coming back) is over, a takes b's shards.
+    r.delete(f"maglev:{dep}:proc:b", *(f"maglev:{dep}:shard:{s}" for s in owned["b"]))
+    deadline = time.monotonic() + 3
+    while a.round(shards) != set(shards) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert a.state.owned.keys() == set(shards)

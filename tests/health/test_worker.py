@@ -136,33 +136,33 @@ def wait_for(predicate, timeout: float, what: str):
 
 @contextlib.contextmanager
 def make_cluster(tmp_path: Path) -> Iterator[Cluster]:
-    """Demo backends, the simulator, a private Redis on a free port, the config imported."""
-    server = RedisServer().start()
-    r = redis.Redis.from_url(server.url)
-    demo = DemoBackends(ADDRESSES, port=PORT, chaos=False)
-    demo.start()
-    sim = start_simulator(tmp_path / "vpp")
-    c = Cluster(tmp_path)
-    c.redis_server = server
-    c.env["MAGLEV_REDIS_URL"] = server.url
-    c.sim = sim
-    c.env["MAGLEV_VPP_API_ADDR"] = sim.api_socket
-    c.env["MAGLEV_VPP_STATS_ADDR"] = sim.stats_socket
-    c.redis = r
-    c.demo = demo
-    assert c.manage("migrate").returncode == 0
-    cfg = tmp_path / "maglev.yaml"
-    cfg.write_text(config_text())
-    imported = c.manage("maglevconfig", "import", "--own", str(cfg))
-    assert imported.returncode == 0, imported.stderr
-    try:
+    """Demo backends, the simulator, a private Redis on a free port, the config imported.
+    Whatever started is stopped again, also when a later part fails to start."""
+    with contextlib.ExitStack() as stack:
+        server = RedisServer().start()
+        stack.callback(server.close)
+        r = redis.Redis.from_url(server.url)
+        stack.callback(r.close)
+        demo = DemoBackends(ADDRESSES, port=PORT, chaos=False)
+        demo.start()
+        stack.callback(demo.stop)
+        sim = start_simulator(tmp_path / "vpp")
+        stack.callback(sim.stop)
+        c = Cluster(tmp_path)
+        stack.callback(c.stop)
+        c.redis_server = server
+        c.env["MAGLEV_REDIS_URL"] = server.url
+        c.sim = sim
+        c.env["MAGLEV_VPP_API_ADDR"] = sim.api_socket
+        c.env["MAGLEV_VPP_STATS_ADDR"] = sim.stats_socket
+        c.redis = r
+        c.demo = demo
+        assert c.manage("migrate").returncode == 0
+        cfg = tmp_path / "maglev.yaml"
+        cfg.write_text(config_text())
+        imported = c.manage("maglevconfig", "import", "--own", str(cfg))
+        assert imported.returncode == 0, imported.stderr
         yield c
-    finally:
-        c.stop()
-        demo.stop()
-        sim.stop()
-        r.close()
-        server.close()
 
 
 @pytest.fixture

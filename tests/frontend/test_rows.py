@@ -8,7 +8,7 @@ from html.parser import HTMLParser
 from frontend.rows import row
 from frontend.views import COLUMNS
 
-HOSTILE = '<script>alert(1)</script>"\'&'
+HOSTILE = "<script>alert(1)</script>\"'&"
 
 
 class Cells(HTMLParser):

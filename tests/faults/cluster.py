@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import pytest
 import redis as redispy
 
 from dataplane.hosting import Simulated, start_simulator
@@ -30,8 +31,17 @@ from tests.faults.pgproc import PostgresServer, Row
 from tests.faults.recorder import VppRecorder, Weights
 from tests.faults.subscriber import Subscriber
 from tests.health.test_worker import Cluster, wait_for
-from tests.netns import HttpServer, TestNamespace
+from tests.netns import HttpServer, TestNamespace, netns_available
 from tests.redisproc import RedisServer
+
+# Every fault test: slow, in CI's fault suite, with namespaces of its own.
+FAULT_MARKS = [
+    pytest.mark.slow,
+    pytest.mark.faults,
+    pytest.mark.netns,
+    pytest.mark.timeout(180),
+    pytest.mark.skipif(not netns_available(), reason="needs root and ip netns"),
+]
 
 PORT = 8000  # every backend's HTTP server, in its own namespace
 # A dead backend (connection refused) reaches weight 0 in VPP after: the next probe, at most

@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import time
 
-import pytest
-
 from tests.faults.checks import after, lost_and_duplicated, others, report, written
 from tests.faults.cluster import (
     FAILOVER_BOUND,
+    FAULT_MARKS,
     RECOVERY_BOUND,
     fail_over,
     fault_cluster,
@@ -20,15 +19,8 @@ from tests.faults.cluster import (
     vip,
 )
 from tests.health.test_worker import wait_for
-from tests.netns import netns_available
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.faults,
-    pytest.mark.netns,
-    pytest.mark.timeout(180),
-    pytest.mark.skipif(not netns_available(), reason="needs root and ip netns"),
-]
+pytestmark = FAULT_MARKS
 DEAD = 0  # b0, in f0 beside b1
 
 

@@ -12,23 +12,21 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-
 from tests.faults.checks import after, caught_up, lost_and_duplicated, report, written
-from tests.faults.cluster import FAILOVER_BOUND, Backends, SimVpp, config_text, fail_over
+from tests.faults.cluster import (
+    FAILOVER_BOUND,
+    FAULT_MARKS,
+    Backends,
+    SimVpp,
+    config_text,
+    fail_over,
+)
 from tests.faults.daemon import Maglevd
 from tests.faults.recorder import VppRecorder
 from tests.faults.subscriber import Subscriber
 from tests.health.test_worker import wait_for
-from tests.netns import netns_available
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.faults,
-    pytest.mark.netns,
-    pytest.mark.timeout(180),
-    pytest.mark.skipif(not netns_available(), reason="needs root and ip netns"),
-]
+pytestmark = FAULT_MARKS
 STARTUP_MAX_DELAY = 3.0  # config_text's: by then a restarted daemon has done its full sync
 
 

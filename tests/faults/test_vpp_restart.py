@@ -16,17 +16,10 @@ import pytest
 
 from tests.dataplane.conftest_realvpp import RUNTIME, RealVpp
 from tests.faults.checks import lost_and_duplicated, others, report, written
-from tests.faults.cluster import FAILOVER_BOUND, SimVpp, fail_over, fault_cluster, vip
+from tests.faults.cluster import FAILOVER_BOUND, FAULT_MARKS, SimVpp, fail_over, fault_cluster, vip
 from tests.health.test_worker import wait_for
-from tests.netns import netns_available
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.faults,
-    pytest.mark.netns,
-    pytest.mark.timeout(180),
-    pytest.mark.skipif(not netns_available(), reason="needs root and ip netns"),
-]
+pytestmark = FAULT_MARKS
 RESTORE_TARGET = 1.0  # seconds, the target
 # Asserted: the worker's connection retries every 0.2 s after a loss and its full sync runs at
 # the next 0.2 s tick, the recorder's own reconnect adds up to 50 ms; the rest is margin for

@@ -91,16 +91,22 @@ class Seen:
 async def websocket_client(url: str, origin: str, seen: Seen, ready: asyncio.Event) -> None:
     from websockets.asyncio.client import connect
 
+    names: dict[str, str] = {}  # row key → backend: a changed row comes as a patch without it
     async with connect(url, origin=origin, max_size=None, proxy=None, open_timeout=60) as ws:
         async for raw in ws:
             now = time.time()
             if raw.startswith('{"type":"heartbeat"'):  # most messages: no need to parse
                 continue
             message = json.loads(raw)
-            for item in message["items"].values():
-                if item is None or item["kind"] != "backend":
+            for key, item in message["items"].items():
+                if item is None:
                     continue
-                name, last = item["name"], seen.last.get(item["name"], 0.0)
+                if "kind" in item and item["kind"] == "backend":
+                    names[key] = item["name"]
+                name = names.get(key)
+                if name is None or "history" not in item:
+                    continue
+                last = seen.last.get(name, 0.0)
                 newest = last
                 for t in item["history"]:  # newest first
                     if t["at"] <= last:

@@ -26,7 +26,7 @@ class ViewConsumer(AsyncWebsocketConsumer):
         self.box = self.hub.attach()
         await self.hub.refresh()
         self.box.take()  # the snapshot below holds it
-        await self._send(self.hub.snapshot())
+        await self._send_all(self.hub.snapshot_frames())
         self.pump = asyncio.get_running_loop().create_task(self._pump())
 
     async def disconnect(self, code: int) -> None:
@@ -46,10 +46,13 @@ class ViewConsumer(AsyncWebsocketConsumer):
             return
         if isinstance(message, dict) and message.get("type") == "resync":
             self.box.take()
-            await self._send(self.hub.snapshot())
+            await self._send_all(self.hub.snapshot_frames())
 
     async def _send(self, message: dict[str, Any]) -> None:
-        for text in hubs.frames(message):
+        await self._send_all(hubs.frames(message))
+
+    async def _send_all(self, texts: list[str]) -> None:
+        for text in texts:
             await self.send(text_data=text)
 
     async def _pump(self) -> None:
@@ -62,7 +65,6 @@ class ViewConsumer(AsyncWebsocketConsumer):
                 return
             if self.box.items:
                 base, seq, items = self.box.take()
-                for text in self.hub.delta_frames(base, seq, items):
-                    await self.send(text_data=text)
+                await self._send_all(self.hub.delta_frames(base, seq, items))
             else:
                 await self._send(self.hub.heartbeat())

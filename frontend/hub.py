@@ -4,8 +4,9 @@ Protocol (JSON over the websocket, server → browser):
 
 - `{"type": "snapshot", "epoch", "seq", "now", "items"}`: the whole document;
 - `{"type": "delta", "epoch", "base", "seq", "now", "items"}`: the items that changed after
-  sequence number `base` up to `seq` (a removed item is null). A client whose last sequence is
-  not `base` missed something and asks for a snapshot;
+  sequence number `base` up to `seq`: a new item whole (it has "kind"), a changed one as a
+  patch of its changed fields only (no "kind": merge it into the item), a removed one as null.
+  A client whose last sequence is not `base` missed something and asks for a snapshot;
 - `{"type": "heartbeat", "epoch", "seq", "now"}` every second: the server's clock, for ages;
   a client that hears nothing for 3 s reconnects.
 
@@ -87,7 +88,11 @@ class Outbox:
     def put(self, seq: int, delta: dict[str, document.Item | None]) -> None:
         if not self.items:
             self.since = time.monotonic()
-        self.items.update(delta)
+            self.items = dict(delta)  # delta is shared by every outbox: never changed here
+        else:
+            pending = self.items
+            for key, change in delta.items():
+                pending[key] = document.merge(pending[key], change) if key in pending else change
         self.seq = seq
         self.ready.set()
 
@@ -126,6 +131,11 @@ class Hub:
         # The latest delta's text, made once for every connection that is caught up: encoding it
         # per connection was most of the web loop's time with 200 pages open (B6).
         self._text: tuple[int, list[str]] | None = None
+        self._snapshot: tuple[int, list[str]] | None = None  # the same for snapshots
+        self._refreshed = 0.0  # monotonic time of the last refresh
+        self._memo = document.Memo()  # rows reused while their inputs do not change
+        self._lock: asyncio.Lock | None = None  # one refresh at a time (it updates the memo)
+        self._lock_loop: asyncio.AbstractEventLoop | None = None
         self._task: asyncio.Task[None] | None = None
         self._kick: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -140,6 +150,19 @@ class Hub:
             "now": time.time(),
             "items": self.doc,
         }
+
+    def fresh(self) -> bool:
+        """True while the hub keeps its document up to date (a page is connected) and its
+        last refresh is recent: then a page view can take the document as it is."""
+        running = self._task is not None and not self._task.done()
+        return running and bool(self.outboxes) and time.monotonic() - self._refreshed < 2 * TICK
+
+    def snapshot_frames(self) -> list[str]:
+        """The snapshot as sent (`frames`), encoded once per sequence number for every page
+        that connects meanwhile (10,000 backends are about 5 MB of JSON)."""
+        if self._snapshot is None or self._snapshot[0] != self.seq:
+            self._snapshot = (self.seq, frames(self.snapshot()))
+        return self._snapshot[1]
 
     def heartbeat(self) -> dict[str, Any]:
         return {"type": "heartbeat", "epoch": self.epoch, "seq": self.seq, "now": time.time()}
@@ -166,21 +189,32 @@ class Hub:
     # -- the loop ------------------------------------------------------------------------------
 
     async def refresh(self) -> None:
-        """Rebuild the document (ORM work, so on a thread) and publish what changed."""
+        """Rebuild the document (ORM work and the build itself on a thread, so the web loop
+        keeps sending meanwhile) and publish what changed."""
+        loop = asyncio.get_running_loop()
+        if self._lock is None or self._lock_loop is not loop:
+            self._lock, self._lock_loop = asyncio.Lock(), loop
+        async with self._lock:
+            if self.build is None:  # remote daemons alone: their items are ready, no thread
+                new, delta = self._compute()
+            else:
+                new, delta = await database_sync_to_async(self._compute)()
+            self.doc, self._refreshed = new, time.monotonic()
+            if delta:
+                self.seq += 1
+                for box in list(self.outboxes):
+                    box.put(self.seq, delta)
+
+    def _compute(self) -> tuple[dict[str, document.Item], dict[str, document.Item | None]]:
         new: dict[str, document.Item] = {}
         if self.build is not None:
-            inputs = await database_sync_to_async(self.build)()
-            new = document.items(inputs)
+            inputs = self.build()
+            new = document.items(inputs, self._memo)
             self._mark_drift(new, time.monotonic(), inputs.vpp_connected)
             self._mark_rates(new, inputs.counters_at)
         for r in self.remotes:
             new.update(r.current())
-        delta = document.changed(self.doc, new)
-        self.doc = new
-        if delta:
-            self.seq += 1
-            for box in list(self.outboxes):
-                box.put(self.seq, delta)
+        return new, document.changed(self.doc, new)
 
     def _mark_drift(self, doc: dict[str, document.Item], now: float, connected: bool) -> None:
         """Flag rows whose VPP weight has differed from the effective one for longer than a
@@ -197,7 +231,8 @@ class Hub:
             if differs:
                 seen.add(key)
                 first = self.mismatch_since.setdefault(key, now)
-                item["drift"] = now - first >= DRIFT_AFTER
+                if now - first >= DRIFT_AFTER:  # a copy: the row itself is shared (Memo)
+                    doc[key] = {**item, "drift": True}
         for key in set(self.mismatch_since) - seen:
             del self.mismatch_since[key]
 
@@ -310,8 +345,13 @@ def hub_for(deployment: str) -> Hub:
         from django.conf import settings
 
         from . import remote
-        from .source import inputs
+        from .source import Cache, inputs
 
-        local = None if settings.MAGLEV_DASHBOARD_ONLY else (lambda: inputs(deployment))
+        cache = Cache()  # the live views this hub keeps between two refreshes
+
+        def read() -> document.Inputs:
+            return inputs(deployment, None, cache)
+
+        local = None if settings.MAGLEV_DASHBOARD_ONLY else read
         hub = _hubs[deployment] = Hub(deployment, local, remote.from_settings())
     return hub

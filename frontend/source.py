@@ -17,17 +17,46 @@ from maglev_site.version import VERSION
 from .document import Inputs, VppAs
 
 
-def inputs(deployment: str, rt: live.Runtime | None = None) -> Inputs:
+class Cache:
+    """What one reader of the runtime (the hub) keeps between two reads: live views of the
+    backends, fetched again only when the runtime's mark of one moves, and what VPP holds per
+    frontend, made again only when VPP's view or the buckets are new objects. A read of
+    10,000 backends then costs what changed, not 10,000 new objects every second."""
+
+    def __init__(self) -> None:
+        self.config: Any = None
+        self.marks: dict[str, tuple[Any, ...]] = {}
+        self.backends: dict[str, live.BackendLive] = {}
+        self.vpp: dict[str, tuple[Any, Any, dict[str, VppAs]]] = {}
+
+    def read_backends(self, rt: Any) -> dict[str, live.BackendLive]:
+        if self.config is not rt.config:  # a reload: runners may be new with equal marks
+            self.config, self.marks, self.backends, self.vpp = rt.config, {}, {}, {}
+        marks = rt.backend_marks()
+        old = self.marks
+        stale = [n for n, m in marks.items() if old.get(n) != m]
+        fresh = rt.backends(stale)
+        known = self.backends
+        self.backends = {n: fresh.get(n) or known[n] for n in marks if n in fresh or n in known}
+        # A mark read before its live view: a probe in between only makes the next read fetch
+        # it again, never keeps an older view than the mark says.
+        self.marks = {n: m for n, m in marks.items() if n in self.backends}
+        return self.backends
+
+
+def inputs(deployment: str, rt: live.Runtime | None = None, cache: Cache | None = None) -> Inputs:
     """The document's inputs, from `rt` when it serves `deployment`, else from the database."""
     rt = rt if rt is not None else live.current()
     if rt is not None and getattr(rt, "deployment", None) == deployment:
-        return from_runtime(rt)
+        return from_runtime(rt, cache)
     return from_database(deployment)
 
 
-def from_runtime(rt: Any) -> Inputs:
+def from_runtime(rt: Any, cache: Cache | None = None) -> Inputs:
     config = rt.config
     frontends = rt.frontends()
+    use_marks = cache is not None and hasattr(rt, "backend_marks")
+    backends = cache.read_backends(rt) if cache is not None and use_marks else rt.backends()
     vpp: dict[str, dict[str, VppAs]] = {}
     connected, version, since = False, "", None
     held: frozenset[str] = frozenset()
@@ -51,15 +80,21 @@ def from_runtime(rt: Any) -> Inputs:
                 if have is None:
                     continue
                 buckets = frontends[name].buckets if name in frontends else {}
+                known = cache.vpp.get(name) if cache is not None else None
+                if known is not None and known[0] is have and known[1] is buckets:
+                    vpp[name] = known[2]
+                    continue
                 vpp[name] = {
                     str(addr): VppAs(a.weight, buckets.get(str(addr)))
                     for addr, a in have.present_ases().items()
                 }
+                if cache is not None:
+                    cache.vpp[name] = (have, buckets, vpp[name])
     return Inputs(
         deployment=rt.deployment,
         version=VERSION,
         config=config,
-        backends=rt.backends(),
+        backends=backends,
         frontends=frontends,
         vpp=vpp,
         vpp_connected=connected,

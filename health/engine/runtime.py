@@ -643,6 +643,15 @@ class Runtime:
         runners = self._runners
         return {n: r.live() for n in names if (r := runners.get(n)) is not None}
 
+    def backend_marks(self) -> dict[str, tuple[Any, ...]]:
+        """Backend → a token that changes whenever its live view (`backends`) does: a caller
+        that keeps live views (the dashboard) fetches again only the ones whose token moved.
+        Every probe sets last_probe_at and last; every change of state sets since."""
+        return {
+            n: (r.last_probe_at, r.last, r.machine.state, r.machine.counter, r.since)
+            for n, r in list(self._runners.items())
+        }
+
     def since(self, name: str) -> float | None:
         """When the backend last changed state (None: unknown backend, or never)."""
         r = self._runners.get(name)

@@ -2,11 +2,24 @@
 
 from __future__ import annotations
 
-from frontend.document import Inputs, VppAs, changed, items, probe_text, problems_only, why_zero
+from hypothesis import given
+from hypothesis import strategies as st
+
+from frontend.document import (
+    Inputs,
+    Memo,
+    VppAs,
+    changed,
+    items,
+    merge,
+    probe_text,
+    problems_only,
+    why_zero,
+)
 from health.config import parse_config
 from health.live import BackendLive, FrontendLive
 
-CONFIG = parse_config("""
+CONFIG_TEXT = """
 maglev:
   healthchecks:
     web: { type: http, port: 80 }
@@ -22,7 +35,8 @@ maglev:
       pools:
         - { name: primary, backends: { a: {}, b: { weight: 50 } } }
         - { name: backup, backends: { c: {} } }
-""")
+"""
+CONFIG = parse_config(CONFIG_TEXT)
 
 
 def live(name: str, state: str, **kw) -> BackendLive:
@@ -111,9 +125,66 @@ def test_deltas_carry_only_what_changed_and_removals():
     after = items(after_in)
     delta = changed(before, after)
     assert set(delta) == {"be:www:primary:a"}
-    assert delta["be:www:primary:a"]["probe"] == "L4TOUT 200"
+    patch = delta["be:www:primary:a"]
+    assert patch["probe"] == "L4TOUT 200"
+    # Only the changed fields, without "kind": the page merges them into the row it has.
+    assert not {"kind", "name", "address"} & set(patch)
+    assert set(patch) == {"state", "probe"}
+    assert merge(before["be:www:primary:a"], patch) == after["be:www:primary:a"]
     gone = changed(after, {k: v for k, v in after.items() if k != "be:www:backup:c"})
     assert gone == {"be:www:backup:c": None}
+    new = {**after, "be:www:backup:d": {"kind": "backend", "name": "d"}}
+    assert changed(after, new) == {"be:www:backup:d": new["be:www:backup:d"]}  # new: whole
+
+
+def test_the_memo_reuses_rows_whose_inputs_did_not_change():
+    memo = Memo()
+    inp = inputs()
+    first = items(inp, memo)
+    again = items(inp, memo)
+    rows = [k for k in first if k.startswith("be:")]
+    assert all(again[k] is first[k] for k in rows)  # the same objects: nothing was built
+    assert changed(first, again) == {}
+    moved = inputs()
+    moved.backends.update(inp.backends)
+    moved.backends["a"] = live("a", "up", last_probe_at=101.0, last_latency=0.002)
+    third = items(moved, memo)
+    assert third["be:www:primary:a"] is not first["be:www:primary:a"]
+    assert all(third[k] is first[k] for k in rows if k != "be:www:primary:a")
+    assert changed(again, third) == {
+        "be:www:primary:a": {"probe": "L7OK 200 in 2.0 ms", "last_probe_at": 101.0}
+    }
+    # A reload is a new config object: every row is built again.
+    reloaded = items(inputs(config=parse_config(CONFIG_TEXT), backends=moved.backends), memo)
+    assert all(reloaded[k] is not third[k] for k in rows)
+    assert reloaded == third
+
+
+_values = st.one_of(st.none(), st.integers(0, 3), st.text(max_size=2))
+_item = st.dictionaries(st.sampled_from(["state", "probe", "n"]), _values).map(
+    lambda d: {"kind": "backend", **d}
+)
+_doc = st.dictionaries(st.sampled_from([f"be:{i}" for i in range(6)]), _item)
+
+
+@given(_doc, _doc, _doc)
+def test_deltas_merged_in_order_turn_any_document_into_the_new_one(a, b, c):
+    """What a page does with deltas (and an outbox with pending ones): the result is the
+    server's document, whatever changed, came or went."""
+    for old, new in ((a, b), (b, c)):
+        page = dict(old)
+        for key, change in changed(old, new).items():
+            page[key] = merge(page.get(key), change)
+        assert {k: v for k, v in page.items() if v is not None} == new
+    pending: dict = {}
+    for key, change in changed(a, b).items():
+        pending[key] = change
+    for key, change in changed(b, c).items():
+        pending[key] = merge(pending[key], change) if key in pending else change
+    page = dict(a)
+    for key, change in pending.items():
+        page[key] = merge(page.get(key), change)
+    assert {k: v for k, v in page.items() if v is not None} == c
 
 
 def test_problems_only_keeps_the_bad_rows_and_their_frontends():

@@ -11,6 +11,7 @@ import time
 import pytest
 from channels.testing import WebsocketCommunicator
 
+from frontend.document import merge
 from health import events, live
 from health.config import parse_config
 from health.engine.runtime import Runtime
@@ -58,15 +59,21 @@ def test_snapshot_then_deltas_then_resync(runtime):
             assert m["base"] == seq
             seq = m["seq"]
             for k, v in m["items"].items():
-                snap["items"][k] = v
+                snap["items"][k] = merge(snap["items"].get(k), v)
         runtime.script.healthy["192.0.2.1"] = False
         t0 = time.monotonic()
         while True:
             m = await _next(comm, "delta")
             assert (m["epoch"], m["base"]) == (epoch, seq)
             seq = m["seq"]
-            a = m["items"].get("be:f:one:a")
-            if a and a["state"] == "down":
+            patch = m["items"].get("be:f:one:a")
+            if patch is not None:
+                assert "kind" not in patch  # a changed row comes as its changed fields
+                assert set(patch) < set(snap["items"]["be:f:one:a"])
+            for k, v in m["items"].items():
+                snap["items"][k] = merge(snap["items"].get(k), v)
+            a = snap["items"]["be:f:one:a"]
+            if a["state"] == "down":
                 break
         took = time.monotonic() - t0
         assert a["effective"] == 0
@@ -88,6 +95,21 @@ def test_snapshot_then_deltas_then_resync(runtime):
     took = asyncio.run(go())
     assert events.BUS.subscriber_count == before  # the hub let go of the bus with its loop
     assert took < 2.0  # fall 2 at 50 ms intervals, then at most a settle of 20 ms
+
+
+def test_a_slow_client_merges_patches_into_one_value_per_item():
+    from frontend.hub import Outbox
+
+    box = Outbox(0)
+    row = {"kind": "backend", "state": "up", "probe": "L4OK", "effective": 1}
+    box.put(1, {"be:a": row, "be:b": {"probe": "L4OK in 1 ms"}})
+    box.put(2, {"be:a": {"probe": "L4TOUT"}, "be:b": {"state": "down"}})
+    box.put(3, {"be:a": {"state": "down", "effective": 0}, "be:c": None})
+    _, _, items = box.take()
+    assert items["be:a"] == {"kind": "backend", "state": "down", "probe": "L4TOUT", "effective": 0}
+    assert items["be:b"] == {"probe": "L4OK in 1 ms", "state": "down"}  # still a patch
+    assert items["be:c"] is None
+    assert row == {"kind": "backend", "state": "up", "probe": "L4OK", "effective": 1}  # shared
 
 
 def test_a_slow_client_keeps_one_value_per_item():

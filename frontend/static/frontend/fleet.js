@@ -8,13 +8,14 @@ import { wholeMessages } from "./parts.js";
 const live = document.getElementById("live");
 // The fields the fleet table is made of; other changes (probes, ages) do not re-fetch it.
 const FIELDS = ["kind", "name", "state", "active_pool", "vip", "effective", "vpp_buckets", "address", "stale", "error"];
-let socket = null, epoch = null, seq = null, lastHeard = 0, seen = new Map();
+let socket = null, opened = 0, epoch = null, seq = null, lastHeard = 0, seen = new Map(), items = new Map();
 
 const whole = wholeMessages((m) => receive(m));
 
 function connect() {
   const scheme = location.protocol === "https:" ? "wss" : "ws";
   socket = new WebSocket(`${scheme}://${location.host}/ws/view/`);
+  opened = Date.now();
   socket.onmessage = (e) => whole(JSON.parse(e.data));
   socket.onclose = () => { socket = null; setTimeout(connect, 1000); };
 }
@@ -22,9 +23,12 @@ function connect() {
 const signature = (item) => JSON.stringify(FIELDS.map((f) => item[f] ?? null));
 
 // Remember the items' signatures; true when one that the table shows changed, came or went.
-function fold(items) {
+// A changed item comes as a patch of its changed fields (no "kind"): merged into what we hold.
+function fold(changes) {
   let changed = false;
-  for (const [key, item] of Object.entries(items)) {
+  for (const [key, change] of Object.entries(changes)) {
+    const item = change === null || change.kind !== undefined ? change : { ...items.get(key), ...change };
+    if (item === null) items.delete(key); else items.set(key, item);
     const next = item === null ? null : signature(item);
     if ((seen.get(key) ?? null) !== next) changed = true;
     if (next === null) seen.delete(key); else seen.set(key, next);
@@ -36,7 +40,7 @@ function receive(m) {
   lastHeard = Date.now();
   document.body.classList.remove("stale");
   if (m.type === "snapshot") {
-    epoch = m.epoch; seq = m.seq; seen = new Map();
+    epoch = m.epoch; seq = m.seq; seen = new Map(); items = new Map();
     fold(m.items);
     live.textContent = "live";
     refetch();                    // the page may be older than this snapshot
@@ -79,7 +83,7 @@ setInterval(() => {
   if (lastHeard && quiet > 3) {
     document.body.classList.add("stale");
     live.textContent = `stale: last confirmed ${Math.floor(quiet)} s ago`;
-    if (socket && quiet > 5) socket.close();
+    if (socket && quiet > 5 && Date.now() - opened > 5000) socket.close();  // a new one gets 5 s
   }
 }, 1000);
 connect();

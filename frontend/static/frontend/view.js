@@ -8,13 +8,14 @@ const live = document.getElementById("live");
 const params = new URLSearchParams(location.search);
 // Fields that change on every probe: updated in place without a highlight.
 const QUIET = new Set(["probe", "counter", "since", "history", "packets", "rates", "confirmed_at", "version"]);
-let socket = null, epoch = null, seq = null, lastHeard = 0, clockSkew = 0, items = {};
+let socket = null, opened = 0, epoch = null, seq = null, lastHeard = 0, clockSkew = 0, items = {};
 
 const whole = wholeMessages((m) => receive(m));
 
 function connect() {
   const scheme = location.protocol === "https:" ? "wss" : "ws";
   socket = new WebSocket(`${scheme}://${location.host}/ws/view/`);
+  opened = Date.now();
   socket.onmessage = (e) => whole(JSON.parse(e.data));
   socket.onclose = () => { socket = null; setTimeout(connect, 1000); };
 }
@@ -66,14 +67,19 @@ function cellsOf(key) {
 // Merge items into the page: only values that changed are touched (and flashed).
 function apply(next, flash) {
   let missing = false;
-  for (const [key, item] of Object.entries(next)) {
+  for (const [key, change] of Object.entries(next)) {
     const { cells, row } = cellsOf(key);
-    if (item === null) { delete items[key]; if (row) missing = true; continue; }
+    if (change === null) { delete items[key]; if (row) missing = true; continue; }
     const before = items[key];
+    // A changed item comes as a patch of its changed fields (no "kind"): merge it.
+    const patch = change.kind === undefined ? change : null;
+    if (patch && !before) { resync(); return; }     // a patch of what we never had: resync
+    const item = patch ? { ...before, ...patch } : change;
     items[key] = item;
     if (!cells.length) { if (wanted(item)) missing = true; continue; }
     for (const cell of cells) {
       const field = cell.dataset.f;
+      if (patch && !(field in patch) && !(field === "drift" && ("vpp_weight" in patch || "effective" in patch))) continue;  // unchanged (drift's text shows both)
       if (before && JSON.stringify(before[field]) === JSON.stringify(item[field])) continue;
       if (render(cell, field, item) && flash && before && !QUIET.has(field)) flashCell(cell);
     }
@@ -169,7 +175,9 @@ function tick() {
   if (lastHeard && quiet > 3) {
     document.body.classList.add("stale");
     live.textContent = `stale: last confirmed ${Math.floor(quiet)} s ago`;
-    if (socket && quiet > 5) socket.close();          // reconnect and start from a snapshot
+    // Reconnect and start from a snapshot, but give a new socket 5 s for its first message
+    // (a big snapshot takes a while): closing it every second would never let it arrive.
+    if (socket && quiet > 5 && Date.now() - opened > 5000) socket.close();
   }
 }
 

@@ -1,0 +1,55 @@
+"""The hub's reads of the runtime: live views fetched again only when a backend's mark moved."""
+
+from __future__ import annotations
+
+import time
+
+from frontend.source import Cache, from_runtime
+from health.config import parse_config
+from health.engine.runtime import Runtime
+from tests.health.test_runtime import CONFIG, Script
+
+# Up after two probes 20 ms apart (fast-interval), then probed once a minute: quiet.
+QUIET_CONFIG = CONFIG.replace("port: 80, interval: 50ms", "port: 80, interval: 60s")
+
+
+def _wait(rt: Runtime, state: str) -> None:
+    deadline = time.monotonic() + 5
+    while any(b.state != state for b in rt.backends().values()):
+        assert time.monotonic() < deadline, rt.backends()
+        time.sleep(0.02)
+
+
+def test_unchanged_backends_keep_their_live_view_and_changed_ones_are_read_again():
+    rt = Runtime("d", parse_config(CONFIG), prober=Script())
+    rt.start()
+    try:
+        _wait(rt, "up")
+        cache = Cache()
+        first = from_runtime(rt, cache).backends
+        assert set(first) == {"a", "b", "c"}
+        time.sleep(0.2)  # every backend is probed every 50 ms: every mark moved
+        second = from_runtime(rt, cache).backends
+        assert all(second[n] is not first[n] for n in first)
+        assert all(second[n].last_probe_at > first[n].last_probe_at for n in first)
+    finally:
+        rt.stop()
+
+
+def test_a_backend_that_was_not_probed_is_not_read_again():
+    assert QUIET_CONFIG != CONFIG
+    rt = Runtime("d", parse_config(QUIET_CONFIG), prober=Script())
+    rt.start()
+    try:
+        _wait(rt, "up")
+        cache = Cache()
+        first = from_runtime(rt, cache).backends
+        rt.call_wait(lambda: rt._apply_intent("b", "pause", False, "pause by test"))  # no probe
+        second = from_runtime(rt, cache).backends
+        assert second["a"] is first["a"]
+        assert second["c"] is first["c"]
+        assert second["b"] is not first["b"]
+        assert second["b"].state == "paused"
+        assert second == rt.backends()  # the same views as a whole read
+    finally:
+        rt.stop()

@@ -277,20 +277,26 @@ def merge(pending: Item | None, change: Item | None) -> Item | None:
     return {**pending, **change}
 
 
+def is_problem(item: Item) -> bool:
+    """A frontend that is not up; a backend that is not up, carries no weight in its active
+    pool, or drifts (view.js's isProblem says the same)."""
+    if item["kind"] == "frontend":
+        return bool(item["state"] != "up")
+    if item["kind"] == "backend":
+        return bool(
+            item["state"] != "up"
+            or (item["pool_active"] and not item["effective"])
+            or item.get("drift")
+        )
+    return False
+
+
 def problems_only(doc: Mapping[str, Item]) -> dict[str, Item]:
     """The deployment, frontends that are not up, and backends that are not up (or carry no
     weight in their active pool), with their frontends."""
     keep: dict[str, Item] = {k: v for k, v in doc.items() if v["kind"] == "deployment"}
     for key, item in doc.items():
-        bad = (item["kind"] == "frontend" and item["state"] != "up") or (
-            item["kind"] == "backend"
-            and (
-                item["state"] != "up"
-                or (item["pool_active"] and not item["effective"])
-                or item.get("drift")
-            )
-        )
-        if bad:
+        if is_problem(item):
             keep[key] = item
             if item["kind"] == "backend":
                 fkey = f"fe:{item['frontend']}"

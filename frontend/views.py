@@ -7,6 +7,7 @@ import csv
 import io
 import json
 import time
+from collections import Counter
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
@@ -83,9 +84,39 @@ def _age(since: float | None, now: float) -> str:
     return f"{s}s" if s < 60 else duration(float(s))
 
 
+def _focus(doc: dict[str, document.Item], frontend: str) -> dict[str, document.Item]:
+    """Only `frontend` (of every daemon that has one of that name), with the headers."""
+    return {
+        k: v
+        for k, v in doc.items()
+        if v["kind"] == "deployment"
+        or (v["kind"] == "frontend" and v["name"] == frontend)
+        or (v["kind"] == "backend" and v["frontend"] == frontend)
+    }
+
+
+def summary_text(states: list[str]) -> str:
+    """`100 backends: 2 down, 98 up` (view.js writes the same as rows change)."""
+    counts = Counter(states)
+    parts = ", ".join(f"{n} {state}" for state, n in sorted(counts.items()))
+    head = f"{len(states)} backend{'' if len(states) == 1 else 's'}"
+    return f"{head}: {parts}" if parts else head
+
+
 @require_GET
 def view(request: HttpRequest) -> HttpResponse:
     doc = _document(request)
+    focus = request.GET.get("frontend", "").strip()[:200]
+    if focus:
+        doc = _focus(doc, focus)
+    limit = settings.MAGLEV_VIEW_ROW_LIMIT
+    total = sum(1 for v in doc.values() if v["kind"] == "backend")
+    # Above the limit a page of every row is not what anyone reads (nor what a browser
+    # renders in time: B10): each pool shows a summary line and its problem rows only.
+    # ?summary=1 asks for the same at any size.
+    asked = request.GET.get("summary") in ("1", "yes", "true")
+    summary = not focus and (total > limit or asked)
+    room = limit  # problem rows the summary page still has room for
     now = time.time()
     sort = request.GET.get("sort", "")
     key, reverse = sort.lstrip("-"), sort.startswith("-")
@@ -116,9 +147,17 @@ def view(request: HttpRequest) -> HttpResponse:
         pools = []
         for pool in f["pools"]:
             found = members.get((server, f["name"], pool), [])
+            pool_summary = None
+            if summary:
+                pool_summary = {
+                    "key": f"{server or ''}|{f['name']}|{pool}",
+                    "text": summary_text([b["state"] for _, b in found]),
+                }
+                found = [r for r in found if document.is_problem(r[1])][:room]
+                room -= len(found)
             if key in SORTABLE:
                 found = sorted(found, key=lambda r: _sort_key(r[1].get(key)), reverse=reverse)
-            if found or not request.GET:
+            if found or not request.GET or summary:
                 html = rows.rows(
                     ((k, b, _age(b["since"], now)) for k, b in found),
                     remote_actions if server else local_actions,
@@ -129,7 +168,14 @@ def view(request: HttpRequest) -> HttpResponse:
                 if written >= 500:  # hand the GIL over: the probe loop may be waiting
                     time.sleep(0)
                     written = 0
-                pools.append({"name": pool, "active": pool == f["active_pool"], "html": safe})
+                pools.append(
+                    {
+                        "name": pool,
+                        "active": pool == f["active_pool"],
+                        "html": safe,
+                        "summary": pool_summary,
+                    }
+                )
         section = sections.get(server)
         if section is not None:
             section["frontends"].append({"key": fkey, "item": f, "pools": pools})  # type: ignore[attr-defined]
@@ -146,6 +192,10 @@ def view(request: HttpRequest) -> HttpResponse:
             "columns": COLUMNS,
             "sort": sort,
             "problems": request.GET.get("problems", ""),
+            "focus": focus,
+            "summary": summary,
+            "total": total,
+            "limit": limit,
             "q": request.GET.get("q", ""),
             "now": now,
             "actions": local_actions,

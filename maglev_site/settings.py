@@ -208,6 +208,9 @@ MAGLEV_GRPC_ADDR = env_str("MAGLEV_GRPC_ADDR", "127.0.0.1:9090")
 # first start); MAGLEV_GRPC_AUTH=none opens them to every local user, on loopback only.
 MAGLEV_GRPC_AUTH = env_str("MAGLEV_GRPC_AUTH", "token")
 MAGLEV_GRPC_READ_AUTH = env_str("MAGLEV_GRPC_READ_AUTH", "open")
+# /view/ above this many backend rows shows each pool's summary and its problem rows only
+# (a frontend's own page, ?frontend=NAME, shows all of its rows).
+MAGLEV_VIEW_ROW_LIMIT = max(1, env_int("MAGLEV_VIEW_ROW_LIMIT", 1000))
 MAGLEV_GRPC_MAX_WATCHERS = env_int("MAGLEV_GRPC_MAX_WATCHERS", 64)
 MAGLEV_GRPC_MAX_CALLS = env_int("MAGLEV_GRPC_MAX_CALLS", 256)
 MAGLEV_GRPC_CHECK_DIRS = env_list("MAGLEV_GRPC_CHECK_DIRS", [])

@@ -80,3 +80,48 @@ def test_a_transition_shows_live_in_the_browser(demo, tmp_path):  # noqa: F811
     assert seen_after < 6.0, f"down on the page {seen_after:.1f} s after the failure"
     if SCREENSHOT.parent.exists():
         shutil.copy(tmp_path / "dashboard.png", SCREENSHOT)
+
+
+def test_the_summary_page_shows_problem_rows_as_they_come_and_go(demo):  # noqa: F811
+    """Above MAGLEV_VIEW_ROW_LIMIT (here asked for with ?summary=1) each pool is a summary
+    line and its problem rows: a backend that goes down appears with its reason, the line
+    counts it, and it leaves again when it is back up. A frontend's name shows every row."""
+    from playwright.sync_api import sync_playwright
+
+    base, _state = demo
+    row = '[data-key="be:www:primary:web2"]'
+    line = '[data-summary="|www|primary"]'
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        try:
+            page = browser.new_page()
+            page.goto(base + "/view/?summary=1")
+            page.wait_for_function("document.getElementById('live').textContent === 'live'")
+            assert page.locator("tr[data-key]").count() == 0  # everything is up
+            assert page.locator(line).inner_text().endswith(" up")
+            assert "down" not in page.locator(line).inner_text()
+            _post("http://127.0.100.2:8000/down")
+            try:
+                page.wait_for_selector(row, timeout=10_000)
+                page.wait_for_function(
+                    f"document.querySelector('{line}').textContent.includes('1 down')",
+                    timeout=5_000,
+                )
+                why = page.locator('[data-k="be:www:primary:web2"][data-f="why_zero"]')
+                assert why.inner_text().startswith("weight 0: down since")
+                assert page.locator("tr[data-key]").count() == 1
+            finally:
+                _post("http://127.0.100.2:8000/up")
+            page.wait_for_selector(row, state="detached", timeout=15_000)
+            page.wait_for_function(
+                f"!document.querySelector('{line}').textContent.includes('down')", timeout=5_000
+            )
+            page.click("a[href='?frontend=www']")
+            page.wait_for_function("document.getElementById('live').textContent === 'live'")
+            assert page.locator('tr[data-key^="be:www:"]').count() >= 3
+            assert (
+                page.locator("tr[data-key]").count()
+                == page.locator('tr[data-key^="be:www:"]').count()
+            )
+        finally:
+            browser.close()

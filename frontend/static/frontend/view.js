@@ -10,6 +10,12 @@ const params = new URLSearchParams(location.search);
 const QUIET = new Set(["probe", "counter", "since", "history", "packets", "rates", "confirmed_at", "version"]);
 let socket = null, opened = 0, epoch = null, seq = null, lastHeard = 0, clockSkew = 0, items = {};
 
+// Above the server's row limit the page shows each pool's summary and its problem rows only
+// (data-mode="summary"); ?frontend=NAME shows every row of one frontend (data-focus).
+const summaryMode = document.body.dataset.mode === "summary";
+const focus = document.body.dataset.focus;
+const rowLimit = parseInt(document.body.dataset.limit || "1000", 10);
+
 const whole = wholeMessages((m) => receive(m));
 
 function connect() {
@@ -65,7 +71,7 @@ function cellsOf(key) {
 }
 
 // Merge items into the page: only values that changed are touched (and flashed).
-function apply(next, flash) {
+function apply(next, flash, fetchMissing = true) {
   let missing = false;
   for (const [key, change] of Object.entries(next)) {
     const { cells, row } = cellsOf(key);
@@ -84,6 +90,7 @@ function apply(next, flash) {
       if (render(cell, field, item) && flash && before && !QUIET.has(field)) flashCell(cell);
     }
     if (row && item.state) row.className = `state-${item.state}`;
+    if (row && summaryMode && !wanted(item)) missing = true;   // no longer a problem: re-fetch
     if (item.kind === "deployment" && item.server) {
       const section = document.querySelector(`section[data-key="${CSS.escape(key)}"]`);
       if (section) section.classList.toggle("stale", !!item.stale);
@@ -91,7 +98,40 @@ function apply(next, flash) {
       for (const cell of cells) if (cell.dataset.f === "confirmed_at") render(cell, "confirmed_at", item);
     }
   }
-  if (missing) refetch();
+  if (summaryMode) recount();
+  if (missing && fetchMissing && !full()) refetch();
+}
+
+// A summary page holds at most the server's row limit of problem rows: when it is full, a
+// new problem shows in its pool's summary line, not as one more fetch of the page.
+function full() {
+  return summaryMode && document.querySelectorAll("tr[data-key]").length >= rowLimit;
+}
+
+// The summary lines of summary mode, written from the items as they change (as the server
+// writes them: frontend/views.py, summary_text).
+function recount() {
+  const cells = document.querySelectorAll("[data-summary]");
+  if (!cells.length) return;
+  const groups = new Map();
+  for (const item of Object.values(items)) {
+    if (item.kind !== "backend") continue;
+    const key = `${item.server || ""}|${item.frontend}|${item.pool}`;
+    if (!groups.has(key)) groups.set(key, {});
+    const counts = groups.get(key);
+    counts[item.state] = (counts[item.state] || 0) + 1;
+  }
+  for (const cell of cells) {
+    const counts = groups.get(cell.dataset.summary) || {};
+    const n = Object.values(counts).reduce((a, b) => a + b, 0);
+    const parts = Object.keys(counts).sort().map((s) => `${counts[s]} ${s}`).join(", ");
+    const text = `${n} backend${n === 1 ? "" : "s"}` + (parts ? `: ${parts}` : "");
+    if (cell.textContent !== text) cell.textContent = text;
+  }
+}
+
+function isProblem(item) {                             // frontend/document.py, is_problem
+  return item.state !== "up" || (item.pool_active && !item.effective) || !!item.drift;
 }
 
 function render(cell, field, item) {
@@ -126,23 +166,31 @@ function flashCell(cell) {
 }
 
 function wanted(item) {
+  if (focus && (item.kind === "backend" ? item.frontend : item.name) !== focus) return false;
   if (item.kind !== "backend") return true;
+  if (summaryMode && !isProblem(item)) return false;
   if (params.get("problems") && item.state === "up" && !(item.pool_active && !item.effective)) return false;
   const q = (params.get("q") || "").toLowerCase();
   return !q || ["name", "address", "state", "frontend", "pool", "probe"].some((f) => String(item[f] ?? "").toLowerCase().includes(q));
 }
 
 // Rows came or went (a config change, a filter): take the server's rendering of this URL.
-let refetching = false;
+// One fetch at a time; rows that come or go meanwhile ask for one more afterwards.
+let refetching = false, again = false;
 async function refetch() {
-  if (refetching) return;
+  if (refetching) { again = true; return; }
   refetching = true;
   try {
     const page = new DOMParser().parseFromString(await (await fetch(location.href)).text(), "text/html");
     document.getElementById("frontends").replaceWith(page.getElementById("frontends"));
     index = null;                                      // the rows are new
+    apply(items, false, false);                        // what arrived while it was on its way
     tick();
-  } finally { refetching = false; }
+  } catch { /* the next change or reconnect tries again */ }
+  finally {
+    refetching = false;
+    if (again) { again = false; refetch(); }
+  }
 }
 
 function confirmed(at, stale) {

@@ -41,6 +41,7 @@ log = logging.getLogger("maglev.dashboard")
 
 TICK: float = 1.0  # seconds between recomputes without an event (counters, ages, heartbeats)
 SETTLE: float = 0.02  # after an event, wait this long for its siblings (a mass failure)
+MIN_GAP: float = 0.1  # at least this long between two refreshes
 DRIFT_AFTER: float = 3.0  # seconds VPP may differ from the desired weight before it is flagged
 MAX_LAG: float = 10.0  # seconds an outbox may wait before its connection is closed
 CLOSE_BEHIND: int = 4008
@@ -298,7 +299,10 @@ class Hub:
                     await asyncio.wait_for(kick.wait(), TICK)
                 if kick.is_set():
                     kick.clear()
-                    await asyncio.sleep(SETTLE)
+                    # Wait for the event's siblings, and keep refreshes MIN_GAP apart: in a
+                    # burst of transitions back-to-back refreshes took the probe loop's GIL.
+                    since = time.monotonic() - self._refreshed
+                    await asyncio.sleep(max(SETTLE, MIN_GAP - since))
         finally:
             watcher.cancel()
             if bridge is not None:

@@ -147,12 +147,10 @@ def view(request: HttpRequest) -> HttpResponse:
         pools = []
         for pool in f["pools"]:
             found = members.get((server, f["name"], pool), [])
+            pool_key = f"{server or ''}|{f['name']}|{pool}"  # view.js finds the table by it
             pool_summary = None
             if summary:
-                pool_summary = {
-                    "key": f"{server or ''}|{f['name']}|{pool}",
-                    "text": summary_text([b["state"] for _, b in found]),
-                }
+                pool_summary = {"text": summary_text([b["state"] for _, b in found])}
                 found = [r for r in found if document.is_problem(r[1])][:room]
                 room -= len(found)
             if key in SORTABLE:
@@ -171,6 +169,7 @@ def view(request: HttpRequest) -> HttpResponse:
                 pools.append(
                     {
                         "name": pool,
+                        "key": pool_key,
                         "active": pool == f["active_pool"],
                         "html": safe,
                         "summary": pool_summary,

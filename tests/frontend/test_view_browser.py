@@ -82,6 +82,24 @@ def test_a_transition_shows_live_in_the_browser(demo, tmp_path):  # noqa: F811
         shutil.copy(tmp_path / "dashboard.png", SCREENSHOT)
 
 
+COUNT_FETCHES = """() => {
+  window.__fetches = 0;
+  const fetch = window.fetch;
+  window.fetch = (...args) => { window.__fetches += 1; return fetch(...args); };
+}"""
+# The row as this page has it and as the server renders it now, ages blanked.
+SAME_ROW = """async (key) => {
+  const html = await (await fetch(location.href)).text();
+  const server = new DOMParser().parseFromString(html, "text/html");
+  const rowOf = (doc) => {
+    const row = doc.querySelector(`tr[data-key="${key}"]`).cloneNode(true);
+    row.querySelector('[data-f="since"]').textContent = "";
+    return row.outerHTML;
+  };
+  return [rowOf(document), rowOf(server)];
+}"""
+
+
 def test_the_summary_page_shows_problem_rows_as_they_come_and_go(demo):  # noqa: F811
     """Above MAGLEV_VIEW_ROW_LIMIT (here asked for with ?summary=1) each pool is a summary
     line and its problem rows: a backend that goes down appears with its reason, the line
@@ -100,6 +118,7 @@ def test_the_summary_page_shows_problem_rows_as_they_come_and_go(demo):  # noqa:
             assert page.locator("tr[data-key]").count() == 0  # everything is up
             assert page.locator(line).inner_text().endswith(" up")
             assert "down" not in page.locator(line).inner_text()
+            page.evaluate(COUNT_FETCHES)
             _post("http://127.0.100.2:8000/down")
             try:
                 page.wait_for_selector(row, timeout=10_000)
@@ -110,6 +129,10 @@ def test_the_summary_page_shows_problem_rows_as_they_come_and_go(demo):  # noqa:
                 why = page.locator('[data-k="be:www:primary:web2"][data-f="why_zero"]')
                 assert why.inner_text().startswith("weight 0: down since")
                 assert page.locator("tr[data-key]").count() == 1
+                assert page.evaluate("window.__fetches") == 0  # written by the page itself
+                # The row the page wrote is the row the server writes (ages aside).
+                mine, server = page.evaluate(SAME_ROW, "be:www:primary:web2")
+                assert mine == server
             finally:
                 _post("http://127.0.100.2:8000/up")
             page.wait_for_selector(row, state="detached", timeout=15_000)

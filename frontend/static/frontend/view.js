@@ -37,6 +37,7 @@ function receive(m) {
   if (m.type === "snapshot") {
     const restarted = epoch !== null && epoch !== m.epoch;
     epoch = m.epoch; seq = m.seq;
+    order = new Map(Object.keys(m.items).map((k, i) => [k, i]));
     document.body.dataset.epoch = epoch;                // which server run the page shows
     apply(m.items, !restarted);
     if (restarted) refetch();
@@ -82,7 +83,11 @@ function apply(next, flash, fetchMissing = true) {
     if (patch && !before) { resync(); return; }     // a patch of what we never had: resync
     const item = patch ? { ...before, ...patch } : change;
     items[key] = item;
-    if (!cells.length) { if (wanted(item)) missing = true; continue; }
+    if (!cells.length) {
+      // A summary page writes a new problem row itself (no fetch of the page per burst).
+      if (wanted(item) && !(summaryMode && !full() && insertRow(key, item))) missing = true;
+      continue;
+    }
     for (const cell of cells) {
       const field = cell.dataset.f;
       if (patch && !(field in patch) && !(field === "drift" && ("vpp_weight" in patch || "effective" in patch))) continue;  // unchanged (drift's text shows both)
@@ -90,7 +95,7 @@ function apply(next, flash, fetchMissing = true) {
       if (render(cell, field, item) && flash && before && !QUIET.has(field)) flashCell(cell);
     }
     if (row && item.state) row.className = `state-${item.state}`;
-    if (row && summaryMode && !wanted(item)) missing = true;   // no longer a problem: re-fetch
+    if (row && summaryMode && !wanted(item)) { row.remove(); index?.delete(key); }  // fine again
     if (item.kind === "deployment" && item.server) {
       const section = document.querySelector(`section[data-key="${CSS.escape(key)}"]`);
       if (section) section.classList.toggle("stale", !!item.stale);
@@ -100,6 +105,54 @@ function apply(next, flash, fetchMissing = true) {
   }
   if (summaryMode) recount();
   if (missing && fetchMissing && !full()) refetch();
+}
+
+// A backend row as frontend/rows.py writes it (the same markup, character for character:
+// tests/frontend/test_view_browser.py compares them), put in its pool's table in the order
+// of the server's document. With a sort order in the URL the page is fetched instead.
+const ESCAPES = { "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#x27;" };
+const esc = (v) => String(v).replace(/[&<>"']/g, (c) => ESCAPES[c]);
+const txt = (v, none = "") => (v === null || v === undefined ? none : esc(v));
+const PLAIN = [["weight", ""], ["override", "-"], ["effective", ""], ["vpp_weight", "-"], ["vpp_buckets", "-"], ["probe", ""], ["counter", ""]];
+const NO_ROW_BUTTON = new Set(["weight", "sync", "reload"]);
+let order = new Map();                                 // item key → its place in the snapshot
+
+function rowHtml(key, b, actions) {
+  const k = esc(key), state = txt(b.state);
+  const history = (b.history || []).map((t) => `<li>${txt(t.from)} → ${txt(t.to)}: ${txt(t.reason)}</li>`).join("") || "<li>no transitions yet</li>";
+  const drift = b.drift ? `drift: VPP has ${txt(b.vpp_weight, "no AS")}, should be ${txt(b.effective)}` : "";
+  let out = `<tr data-key="${k}" class="state-${state}">\n`
+    + `<td><details><summary data-k="${k}" data-f="name">${txt(b.name)}</summary>`
+    + `<ol class="history" data-k="${k}" data-f="history">${history}</ol></details>`
+    + `<div class="why" data-k="${k}" data-f="why_zero">${b.why_zero ? `weight 0: ${txt(b.why_zero)}` : ""}</div>`
+    + `<div class="drift" data-k="${k}" data-f="drift">${drift}</div></td>\n`
+    + `<td data-k="${k}" data-f="address">${txt(b.address)}</td>\n`
+    + `<td><b class="badge state-${state}" data-k="${k}" data-f="state">${state}</b></td>\n`;
+  for (const [field, none] of PLAIN) out += `<td data-k="${k}" data-f="${field}">${txt(b[field], none)}</td>\n`;
+  out += `<td data-k="${k}" data-f="since" data-since="${txt(b.since)}">${esc(age(b.since))}</td>\n`;
+  if (actions.length) {
+    const attrs = `data-backend="${txt(b.name)}" data-frontend="${txt(b.frontend)}" data-pool="${txt(b.pool)}"`
+      + (b.server ? ` data-server="${txt(b.server)}"` : "");
+    let buttons = actions.filter((a) => !NO_ROW_BUTTON.has(a)).map((a) => `<button type="button" data-action="${esc(a)}">${esc(a)}</button>`).join("");
+    if (actions.includes("weight")) buttons += '<button type="button" data-action="weight">weight…</button>';
+    out += `<td class="actions" ${attrs}>${buttons}</td>\n`;
+  }
+  return out + "</tr>\n";
+}
+
+function insertRow(key, item) {
+  if (params.get("sort")) return false;
+  const table = document.querySelector(`table[data-pool="${CSS.escape(`${item.server || ""}|${item.frontend}|${item.pool}`)}"]`);
+  if (!table || !table.tBodies.length) return false;
+  const actions = (table.closest("section.frontend")?.dataset.actions || "").split(",").filter(Boolean);
+  const template = document.createElement("template");
+  template.innerHTML = rowHtml(key, item, actions);
+  const row = template.content.querySelector("tr");
+  const at = order.get(key) ?? Infinity;
+  const next = [...table.tBodies[0].rows].find((r) => (order.get(r.dataset.key) ?? Infinity) > at);
+  table.tBodies[0].insertBefore(row, next || null);
+  if (index !== null) index.set(key, { cells: [...row.querySelectorAll("[data-k]")], row });
+  return true;
 }
 
 // A summary page holds at most the server's row limit of problem rows: when it is full, a

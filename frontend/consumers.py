@@ -26,7 +26,7 @@ class ViewConsumer(AsyncWebsocketConsumer):
         self.box = self.hub.attach()
         await self.hub.refresh()
         self.box.take()  # the snapshot below holds it
-        await self._send_all(self.hub.snapshot_frames())
+        await self._send_all(await self.hub.snapshot_frames())
         self.pump = asyncio.get_running_loop().create_task(self._pump())
 
     async def disconnect(self, code: int) -> None:
@@ -46,7 +46,7 @@ class ViewConsumer(AsyncWebsocketConsumer):
             return
         if isinstance(message, dict) and message.get("type") == "resync":
             self.box.take()
-            await self._send_all(self.hub.snapshot_frames())
+            await self._send_all(await self.hub.snapshot_frames())
 
     async def _send(self, message: dict[str, Any]) -> None:
         await self._send_all(hubs.frames(message))

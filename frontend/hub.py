@@ -27,6 +27,7 @@ import contextlib
 import json
 import logging
 import secrets
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -56,24 +57,40 @@ def encode(message: dict[str, Any]) -> str:
     return json.dumps(message, separators=(",", ":"))
 
 
+CHUNK_ITEMS: int = 500  # items encoded between two hand-overs of the GIL
+
+
 def frames(message: dict[str, Any]) -> list[str]:
     """The message as sent: one text, or parts {..., items: some, part: k, parts: n} that the
-    page merges back into one before it applies them (ASCII JSON: characters are bytes)."""
-    text = encode(message)
-    if len(text) <= MAX_MESSAGE or not message.get("items"):
-        return [text]
-    items = list(message["items"].items())
-    n = len(text) // (MAX_MESSAGE * 3 // 4) + 1
-    while True:
-        size = -(-len(items) // n)
-        parts = [dict(items[i : i + size]) for i in range(0, len(items), size)]
-        out = [
-            encode({**message, "items": part, "part": k, "parts": len(parts)})
-            for k, part in enumerate(parts)
-        ]
-        if size == 1 or all(len(t) <= MAX_MESSAGE for t in out):
-            return out
-        n *= 2
+    page merges back into one before it applies them (ASCII JSON: characters are bytes).
+
+    A big message is encoded item by item and packed into parts, each item once; the GIL is
+    handed over every CHUNK_ITEMS items, since a 5 MB snapshot in one json.dumps held the
+    probe loop of the same process up for longer than a probe's timeout."""
+    items = message.get("items")
+    if not items or len(items) <= CHUNK_ITEMS:
+        text = encode(message)
+        if len(text) <= MAX_MESSAGE or not items:
+            return [text]
+    head = encode({k: v for k, v in message.items() if k != "items"})[:-1]  # no closing }
+    budget = MAX_MESSAGE - len(head) - 64  # room for the items in one part
+    parts: list[list[str]] = [[]]
+    size = 0
+    for n, (key, value) in enumerate(items.items(), 1):
+        piece = f"{encode(key)}:{encode(value)}"  # type: ignore[arg-type]
+        if parts[-1] and size + len(piece) + 1 > budget:
+            parts.append([])
+            size = 0
+        parts[-1].append(piece)
+        size += len(piece) + 1
+        if n % CHUNK_ITEMS == 0:
+            time.sleep(0)  # let the probe loop run: it may be waiting for the GIL
+    if len(parts) == 1:
+        return [f'{head},"items":{{{",".join(parts[0])}}}}}']
+    return [
+        f'{head},"items":{{{",".join(p)}}},"part":{k},"parts":{len(parts)}}}'
+        for k, p in enumerate(parts)
+    ]
 
 
 class Outbox:
@@ -135,6 +152,7 @@ class Hub:
         self._snapshot: tuple[int, list[str]] | None = None  # the same for snapshots
         self._refreshed = 0.0  # monotonic time of the last refresh
         self._memo = document.Memo()  # rows reused while their inputs do not change
+        self._building = threading.Lock()  # the memo and the source's cache: one build at once
         self._lock: asyncio.Lock | None = None  # one refresh at a time (it updates the memo)
         self._lock_loop: asyncio.AbstractEventLoop | None = None
         self._task: asyncio.Task[None] | None = None
@@ -152,18 +170,36 @@ class Hub:
             "items": self.doc,
         }
 
+    def document_now(self) -> dict[str, document.Item]:
+        """The document for a page view (any thread): the hub's own while it is fresh, else
+        one built with the hub's memo (unchanged rows are not built again either way)."""
+        if self.fresh():
+            return dict(self.doc)
+        new: dict[str, document.Item] = {}
+        if self.build is not None:
+            with self._building:
+                new = document.items(self.build(), self._memo)
+        for r in self.remotes:
+            new.update(r.current())
+        return new
+
     def fresh(self) -> bool:
         """True while the hub keeps its document up to date (a page is connected) and its
         last refresh is recent: then a page view can take the document as it is."""
         running = self._task is not None and not self._task.done()
         return running and bool(self.outboxes) and time.monotonic() - self._refreshed < 2 * TICK
 
-    def snapshot_frames(self) -> list[str]:
+    async def snapshot_frames(self) -> list[str]:
         """The snapshot as sent (`frames`), encoded once per sequence number for every page
-        that connects meanwhile (10,000 backends are about 5 MB of JSON)."""
-        if self._snapshot is None or self._snapshot[0] != self.seq:
-            self._snapshot = (self.seq, frames(self.snapshot()))
-        return self._snapshot[1]
+        that connects meanwhile (10,000 backends are about 5 MB of JSON), on a thread so the
+        web loop goes on sending. The document and sequence are taken before the first await:
+        what an outbox takes just before matches the snapshot."""
+        seq, message = self.seq, self.snapshot()
+        if self._snapshot is not None and self._snapshot[0] == seq:
+            return self._snapshot[1]
+        texts = await asyncio.to_thread(frames, message)
+        self._snapshot = (seq, texts)
+        return texts
 
     def heartbeat(self) -> dict[str, Any]:
         return {"type": "heartbeat", "epoch": self.epoch, "seq": self.seq, "now": time.time()}
@@ -209,8 +245,9 @@ class Hub:
     def _compute(self) -> tuple[dict[str, document.Item], dict[str, document.Item | None]]:
         new: dict[str, document.Item] = {}
         if self.build is not None:
-            inputs = self.build()
-            new = document.items(inputs, self._memo)
+            with self._building:
+                inputs = self.build()
+                new = document.items(inputs, self._memo)
             self._mark_drift(new, time.monotonic(), inputs.vpp_connected)
             self._mark_rates(new, inputs.counters_at)
         for r in self.remotes:

@@ -17,7 +17,7 @@ from django.views.decorators.http import require_GET
 
 from grpcapi.cli.render import duration
 
-from . import actions, document, rows, source
+from . import actions, document, rows
 from . import hub as hubs
 
 # Backend columns: (key in the item, heading); the page sorts by any of them.
@@ -38,18 +38,9 @@ SORTABLE = {key for key, _ in COLUMNS}
 
 
 def merged() -> dict[str, document.Item]:
-    """This deployment's items (none in a dashboard-only process) and every remote daemon's:
-    the hub's document while pages keep it fresh (a build of 10,000 rows costs the probe
-    loop of this process its GIL), else a build of its own."""
-    hub = hubs.hub_for(settings.MAGLEV_DEPLOYMENT)
-    if hub.fresh():
-        return dict(hub.doc)
-    doc: dict[str, document.Item] = {}
-    if not settings.MAGLEV_DASHBOARD_ONLY:
-        doc = document.items(source.inputs(settings.MAGLEV_DEPLOYMENT))
-    for remote in hub.remotes:
-        doc.update(remote.current())
-    return doc
+    """This deployment's items (none in a dashboard-only process) and every remote daemon's,
+    as the hub has them (a build of 10,000 rows costs the probe loop of this process)."""
+    return hubs.hub_for(settings.MAGLEV_DEPLOYMENT).document_now()
 
 
 def _document(request: HttpRequest) -> dict[str, document.Item]:

@@ -73,7 +73,9 @@ function cellsOf(key) {
 
 // Merge items into the page: only values that changed are touched (and flashed).
 function apply(next, flash, fetchMissing = true) {
-  let missing = false;
+  let missing = false, recounting = false;
+  // Rows a summary page may still take (counted once: a query per new row made a burst slow).
+  let room = summaryMode ? rowLimit - document.querySelectorAll("tr[data-key]").length : 0;
   for (const [key, change] of Object.entries(next)) {
     const { cells, row } = cellsOf(key);
     if (change === null) { delete items[key]; if (row) missing = true; continue; }
@@ -83,9 +85,13 @@ function apply(next, flash, fetchMissing = true) {
     if (patch && !before) { resync(); return; }     // a patch of what we never had: resync
     const item = patch ? { ...before, ...patch } : change;
     items[key] = item;
+    if (summaryMode && (!patch || "state" in patch)) recounting = true;
     if (!cells.length) {
+      if (!wanted(item)) continue;
+      if (!summaryMode) { missing = true; continue; }
+      if (room <= 0) continue;                        // full: its pool's summary line counts it
       // A summary page writes a new problem row itself (no fetch of the page per burst).
-      if (wanted(item) && !(summaryMode && !full() && insertRow(key, item))) missing = true;
+      if (insertRow(key, item)) room -= 1; else missing = true;
       continue;
     }
     for (const cell of cells) {
@@ -95,7 +101,7 @@ function apply(next, flash, fetchMissing = true) {
       if (render(cell, field, item) && flash && before && !QUIET.has(field)) flashCell(cell);
     }
     if (row && item.state) row.className = `state-${item.state}`;
-    if (row && summaryMode && !wanted(item)) { row.remove(); index?.delete(key); }  // fine again
+    if (row && summaryMode && !wanted(item)) { row.remove(); index?.delete(key); room += 1; }  // fine again
     if (item.kind === "deployment" && item.server) {
       const section = document.querySelector(`section[data-key="${CSS.escape(key)}"]`);
       if (section) section.classList.toggle("stale", !!item.stale);
@@ -103,8 +109,8 @@ function apply(next, flash, fetchMissing = true) {
       for (const cell of cells) if (cell.dataset.f === "confirmed_at") render(cell, "confirmed_at", item);
     }
   }
-  if (summaryMode) recount();
-  if (missing && fetchMissing && !full()) refetch();
+  if (recounting) recount();
+  if (missing && fetchMissing) refetch();
 }
 
 // A backend row as frontend/rows.py writes it (the same markup, character for character:
@@ -153,12 +159,6 @@ function insertRow(key, item) {
   table.tBodies[0].insertBefore(row, next || null);
   if (index !== null) index.set(key, { cells: [...row.querySelectorAll("[data-k]")], row });
   return true;
-}
-
-// A summary page holds at most the server's row limit of problem rows: when it is full, a
-// new problem shows in its pool's summary line, not as one more fetch of the page.
-function full() {
-  return summaryMode && document.querySelectorAll("tr[data-key]").length >= rowLimit;
 }
 
 // The summary lines of summary mode, written from the items as they change (as the server

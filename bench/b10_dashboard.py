@@ -281,6 +281,20 @@ async def burst(
     stop.set()
     rtts = await rtt_task
     tasks = [await p.evaluate("window.__bench.longtasks") for p in pages]
+    # Where the time went per page: the messages that came during the burst and the time
+    # their handlers took (the page's own work), against when the last one arrived.
+    handled = []
+    for page in pages:
+        since = commanded * 1000
+        log = await page.evaluate(f"window.__bench.messages.filter((m) => m[0] >= {since})")
+        handled.append(
+            {
+                "messages": len(log),
+                "handler_ms": sum(m[1] for m in log),
+                "slowest_ms": max((m[1] for m in log), default=0.0),
+                "bytes": sum(m[2] for m in log),
+            }
+        )
     for page in pages:
         await page.evaluate("window.__bench.want = null")
     if None in done:  # a result too: printed as inf, the other pages' times still count
@@ -312,6 +326,7 @@ async def burst(
         "longest_task_ms": longest,
         "rtt_max_ms": max(rtts, default=math.nan) * 1000,
         "rtt_p50_ms": common.median(rtts) * 1000,
+        "handled": handled,
     }
 
 
@@ -358,6 +373,12 @@ async def browser_part(
                     f"evaluate round trip p50 {res['rtt_p50_ms']:.1f} ms, max "
                     f"{res['rtt_max_ms']:.0f} ms"
                 )
+                for n, h in enumerate(res["handled"], 1):
+                    common.say(
+                        f"    page {n}: {h['messages']} messages, {h['bytes'] / 1e3:.0f} kB, "
+                        f"handlers {h['handler_ms']:.0f} ms in all, "
+                        f"slowest {h['slowest_ms']:.0f} ms"
+                    )
                 await asyncio.sleep(size["settle"])
         finally:
             await browser.close()

@@ -50,6 +50,9 @@ class Inputs:
     counters: Mapping[str, Mapping[str, int]] | None = None
     counters_at: float | None = None
     vpp_held: frozenset[str] = frozenset()  # frontends whose VPP writes warmup still holds
+    # Backends whose live view changed since the last read by the same reader (source.Cache);
+    # None: not known, every row is looked at.
+    stale: frozenset[str] | None = None
 
 
 def vip_text(f: FrontendSpec) -> str:
@@ -117,14 +120,26 @@ def _actor_of(live: Any) -> str | None:
 
 
 class Memo:
-    """Backend rows built by earlier calls of `items`, kept for the next: a row whose inputs
-    are the same objects (or equal values) is reused as it is, not built again. With 10,000
-    backends most rows do not change from one second to the next, and building them all was
-    most of the dashboard's cost in the probe process (B10)."""
+    """What earlier calls of `items` built, kept for the next, per frontend: its inputs, its
+    items, and where each of its backends has a row. A frontend whose inputs are the same
+    objects (or equal values) keeps its items as they are, and only the rows of backends
+    whose live view changed (`Inputs.stale`) are built again. With 10,000 backends probed
+    every few seconds, building every row every second was most of what the dashboard cost
+    the probe process (B10)."""
 
     def __init__(self) -> None:
         self.config: Config | None = None
-        self.rows: dict[str, tuple[tuple[Any, ...], Item]] = {}
+        self.frontends: dict[str, _Built] = {}
+        self.fronts_of: dict[str, list[str]] = {}  # backend → the frontends that use it
+
+
+@dataclass
+class _Built:
+    sig: tuple[Any, ...]  # the frontend's own inputs
+    items: dict[str, Item]  # fe:<name> then its rows, in order
+    rows: dict[str, tuple[tuple[Any, ...], Item]]  # row key → (the row's inputs, the row)
+    # backend → its rows here: (key, pool, pool index, pool weight, address)
+    where: dict[str, list[tuple[str, str, int, int, str]]]
 
 
 # Rows built between two hand-overs of the GIL: the probe loop of the same process may wait.
@@ -132,7 +147,7 @@ CHUNK = 500
 
 
 def items(inp: Inputs, memo: Memo | None = None) -> dict[str, Item]:
-    """The whole document as key → item. With `memo`, rows whose inputs did not change since
+    """The whole document as key → item. With `memo`, items whose inputs did not change since
     the last call are the same objects as then (callers must not change items in place)."""
     out: dict[str, Item] = {
         "dep": {
@@ -144,25 +159,71 @@ def items(inp: Inputs, memo: Memo | None = None) -> dict[str, Item]:
             "vpp_since": inp.vpp_since,
         }
     }
-    if memo is not None and memo.config is not inp.config:
-        memo.config, memo.rows = inp.config, {}
-    old = memo.rows if memo is not None else {}
-    kept: dict[str, tuple[tuple[Any, ...], Item]] = {}
-    built = 0
+    if memo is None:
+        memo = Memo()
+    if memo.config is not inp.config:
+        memo.config, memo.frontends, memo.fronts_of = inp.config, {}, {}
+        for fname, spec in inp.config.frontends.items():
+            for b in {b for pool in spec.pools for b, _ in pool.backends}:
+                memo.fronts_of.setdefault(b, []).append(fname)
+    moved_in: dict[str, list[str]] = {}  # frontend → its backends whose live view changed
+    for b in inp.stale or ():
+        for fname in memo.fronts_of.get(b, ()):
+            moved_in.setdefault(fname, []).append(b)
+    built: dict[str, _Built] = {}
     ramps = inp.ramps or {}
     overrides = inp.overrides or {}
+    counters = inp.counters or {}
+    count = [0]  # rows built, for the hand-overs of the GIL
     for fname in sorted(inp.config.frontends):
         spec = inp.config.frontends[fname]
         flive = inp.frontends.get(fname)
-        active = flive.active_pool if flive is not None else None
-        active_name = spec.pools[active].name if active is not None else None
-        out[f"fe:{fname}"] = {
+        prev = memo.frontends.get(fname)
+        fsig = (
+            flive,
+            inp.vpp.get(fname),
+            overrides.get(fname),
+            counters.get(fname),
+            fname in inp.vpp_held,
+            tuple((b, ramps[b]) for b in prev.where if b in ramps) if ramps and prev else ramps,
+        )
+        if prev is not None and inp.stale is not None and prev.sig == fsig:
+            moved = moved_in.get(fname)
+            if moved:
+                prev.items = dict(prev.items)  # the last document still holds the old one
+                for bname in moved:
+                    for key, pool, index, weight, address in prev.where[bname]:
+                        row = _row(inp, spec, flive, fname, bname, key, pool, index, weight,
+                                   address, prev.rows, count)  # fmt: skip
+                        prev.rows[key] = row
+                        prev.items[key] = row[1]
+            built[fname] = prev
+        else:
+            built[fname] = _frontend(inp, spec, flive, fname, fsig, prev, count)
+        out.update(built[fname].items)
+    memo.frontends = built
+    return out
+
+
+def _frontend(
+    inp: Inputs,
+    spec: FrontendSpec,
+    flive: Any,
+    fname: str,
+    fsig: tuple[Any, ...],
+    prev: _Built | None,
+    count: list[int],
+) -> _Built:
+    """A frontend's items, its rows reused from `prev` where their own inputs held."""
+    active = flive.active_pool if flive is not None else None
+    fitems: dict[str, Item] = {
+        f"fe:{fname}": {
             "kind": "frontend",
             "name": fname,
             "description": spec.description,
             "vip": vip_text(spec),
             "state": flive.state if flive is not None else State.UNKNOWN.value,
-            "active_pool": active_name,
+            "active_pool": spec.pools[active].name if active is not None else None,
             "src_ip_sticky": spec.src_ip_sticky,
             "flush_on_down": spec.flush_on_down,
             "pools": [p.name for p in spec.pools],
@@ -170,38 +231,55 @@ def items(inp: Inputs, memo: Memo | None = None) -> dict[str, Item]:
             "rates": None,  # packets per second, set by the hub from two successive reads
             "vpp_held": fname in inp.vpp_held,  # warmup: VPP is not written yet, by design
         }
-        weights = flive.weights if flive is not None else {}
-        vpp = inp.vpp.get(fname, {})
-        fover = overrides.get(fname, {})
-        for index, pool in enumerate(spec.pools):
-            in_active = index == active
-            for bname, pool_weight in pool.backends:
-                key = f"be:{fname}:{pool.name}:{bname}"
-                b = inp.config.backends.get(bname)
-                address = str(b.address) if b else ""
-                blive = inp.backends.get(bname)
-                sig = (
-                    blive,
-                    weights.get((pool.name, bname)),
-                    fover.get((pool.name, bname)),
-                    vpp.get(address),
-                    in_active,
-                    active_name,
-                    ramps.get(bname) if in_active else None,
-                )
-                was = old.get(key)
-                if was is not None and was[0] == sig:
-                    item = was[1]
-                else:
-                    item = _backend_row(inp, fname, pool.name, bname, pool_weight, address, sig)
-                    built += 1
-                    if built % CHUNK == 0:
-                        time.sleep(0)  # hand the GIL over: the probe loop may be waiting
-                kept[key] = (sig, item)
-                out[key] = item
-    if memo is not None:
-        memo.rows = kept
-    return out
+    }
+    old = prev.rows if prev is not None else {}
+    rows: dict[str, tuple[tuple[Any, ...], Item]] = {}
+    where: dict[str, list[tuple[str, str, int, int, str]]] = {}
+    for index, pool in enumerate(spec.pools):
+        for bname, weight in pool.backends:
+            key = f"be:{fname}:{pool.name}:{bname}"
+            b = inp.config.backends.get(bname)
+            address = str(b.address) if b else ""
+            where.setdefault(bname, []).append((key, pool.name, index, weight, address))
+            rows[key] = _row(inp, spec, flive, fname, bname, key, pool.name, index, weight,
+                             address, old, count)  # fmt: skip
+            fitems[key] = rows[key][1]
+    return _Built(fsig, fitems, rows, where)
+
+
+def _row(
+    inp: Inputs,
+    spec: FrontendSpec,
+    flive: Any,
+    fname: str,
+    bname: str,
+    key: str,
+    pool: str,
+    index: int,
+    weight: int,
+    address: str,
+    old: dict[str, tuple[tuple[Any, ...], Item]],
+    count: list[int],
+) -> tuple[tuple[Any, ...], Item]:
+    """One backend row and its inputs: the one in `old` when those are the same."""
+    active = flive.active_pool if flive is not None else None
+    in_active = index == active
+    sig = (
+        inp.backends.get(bname),
+        flive.weights.get((pool, bname)) if flive is not None else None,
+        (inp.overrides or {}).get(fname, {}).get((pool, bname)),
+        inp.vpp.get(fname, {}).get(address),
+        in_active,
+        spec.pools[active].name if active is not None else None,
+        (inp.ramps or {}).get(bname) if in_active else None,
+    )
+    was = old.get(key)
+    if was is not None and was[0] == sig:
+        return was
+    count[0] += 1
+    if count[0] % CHUNK == 0:
+        time.sleep(0)  # hand the GIL over: the probe loop may be waiting
+    return sig, _backend_row(inp, fname, pool, bname, weight, address, sig)
 
 
 def _backend_row(

@@ -257,10 +257,13 @@ class Hub:
     def _mark_drift(self, doc: dict[str, document.Item], now: float, connected: bool) -> None:
         """Flag rows whose VPP weight has differed from the effective one for longer than a
         sync takes (a write that failed, or someone else changing VPP)."""
+        if not connected:  # nothing to compare with
+            self.mismatch_since.clear()
+            return
         seen = set()
         held = {i["name"] for i in doc.values() if i["kind"] == "frontend" and i.get("vpp_held")}
         for key, item in doc.items():
-            if item["kind"] != "backend" or not item["pool_active"] or not connected:
+            if item["kind"] != "backend" or not item["pool_active"]:
                 continue
             if item["frontend"] in held:
                 continue  # warmup holds the writes on purpose: not drift
@@ -276,7 +279,7 @@ class Hub:
 
     def _mark_rates(self, doc: dict[str, document.Item], at: float | None) -> None:
         """Packets per second per VIP, from two successive reads of VPP's counters."""
-        for item in doc.values():
+        for key, item in doc.items():
             if item["kind"] != "frontend" or not item["packets"] or at is None:
                 continue
             name, now = item["name"], item["packets"]
@@ -287,7 +290,8 @@ class Hub:
                 rates = {k: max(0.0, round((now[k] - last[1].get(k, 0)) / dt, 1)) for k in now}
             if last is None or at > last[0]:
                 self._packets[name] = (at, dict(now), rates)
-            item["rates"] = rates
+            if rates is not None:  # a copy: the item itself is shared (Memo)
+                doc[key] = {**item, "rates": rates}
 
     def kick_threadsafe(self) -> None:
         """Ask for a refresh now, from any thread (a Remote's reader): the kick is set on the

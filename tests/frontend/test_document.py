@@ -196,3 +196,38 @@ def test_overrides_and_ramps_are_shown():
     doc = items(inputs(overrides={"www": {("primary", "a"): 30}}, ramps={"a": 0.4}))
     assert doc["be:www:primary:a"]["override"] == 30
     assert doc["be:www:primary:a"]["ramp"] == 0.4
+
+
+def test_with_stale_names_only_those_rows_are_built_and_the_rest_are_kept():
+    memo = Memo()
+    base = inputs()
+    first = items(base, memo)
+    backends = dict(base.backends)
+    backends["c"] = live("c", "down", last_code="L4CON", last_ok=False)
+    moved = inputs(backends=backends, stale=frozenset({"c"}))
+    second = items(moved, memo)
+    assert second["be:www:backup:c"] is not first["be:www:backup:c"]
+    assert second["be:www:backup:c"]["state"] == "down"
+    assert all(second[k] is first[k] for k in first if k not in ("dep", "be:www:backup:c"))
+    assert second == items(moved)  # what a build from nothing gives
+    assert list(second) == list(items(moved))  # in the same order
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["a", "b", "c"]),
+            st.sampled_from(["up", "down", "paused"]),
+            st.floats(100, 200),
+        ),
+        max_size=8,
+    )
+)
+def test_a_document_built_from_what_changed_is_the_document_built_from_nothing(steps):
+    memo = Memo()
+    backends = dict(inputs().backends)
+    items(inputs(backends=dict(backends)), memo)
+    for name, state, at in steps:
+        backends[name] = live(name, state, last_probe_at=at)
+        step = inputs(backends=dict(backends), stale=frozenset({name}))
+        assert items(step, memo) == items(step)

@@ -26,10 +26,14 @@ def test_unchanged_backends_keep_their_live_view_and_changed_ones_are_read_again
     try:
         _wait(rt, "up")
         cache = Cache()
-        first = from_runtime(rt, cache).backends
+        read = from_runtime(rt, cache)
+        first = dict(read.backends)  # the cache updates its own mapping in place
         assert set(first) == {"a", "b", "c"}
+        assert read.stale is None  # a first read: everything may have changed
         time.sleep(0.2)  # every backend is probed every 50 ms: every mark moved
-        second = from_runtime(rt, cache).backends
+        read = from_runtime(rt, cache)
+        second = read.backends
+        assert read.stale == {"a", "b", "c"}
         assert all(second[n] is not first[n] for n in first)
         assert all(second[n].last_probe_at > first[n].last_probe_at for n in first)
     finally:
@@ -43,9 +47,11 @@ def test_a_backend_that_was_not_probed_is_not_read_again():
     try:
         _wait(rt, "up")
         cache = Cache()
-        first = from_runtime(rt, cache).backends
+        first = dict(from_runtime(rt, cache).backends)
         rt.call_wait(lambda: rt._apply_intent("b", "pause", False, "pause by test"))  # no probe
-        second = from_runtime(rt, cache).backends
+        read = from_runtime(rt, cache)
+        second = read.backends
+        assert read.stale == {"b"}
         assert second["a"] is first["a"]
         assert second["c"] is first["c"]
         assert second["b"] is not first["b"]

@@ -7,6 +7,7 @@ import contextlib
 import json
 import logging
 from typing import Any
+from urllib.parse import parse_qs
 
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
@@ -23,10 +24,12 @@ class ViewConsumer(AsyncWebsocketConsumer):
     async def connect(self) -> None:
         self.hub = hubs.hub_for(settings.MAGLEV_DEPLOYMENT)
         await self.accept()
-        self.box = self.hub.attach()
+        # A summary page (view.js: ?mode=summary) shows problem rows only: its outbox leaves
+        # out what changes with every probe of the rows it does not show.
+        query = parse_qs(self.scope.get("query_string", b"").decode("latin-1")[:200])
+        self.box = self.hub.attach(summary=query.get("mode") == ["summary"])
         await self.hub.refresh()
-        self.box.take()  # the snapshot below holds it
-        await self._send_all(await self.hub.snapshot_frames())
+        await self._snapshot()
         self.pump = asyncio.get_running_loop().create_task(self._pump())
 
     async def disconnect(self, code: int) -> None:
@@ -45,8 +48,13 @@ class ViewConsumer(AsyncWebsocketConsumer):
         except ValueError:
             return
         if isinstance(message, dict) and message.get("type") == "resync":
-            self.box.take()
-            await self._send_all(await self.hub.snapshot_frames())
+            await self._snapshot()
+
+    async def _snapshot(self) -> None:
+        self.box.take()  # the snapshot holds it
+        if isinstance(self.box, hubs.SummaryOutbox):
+            self.box.reset(self.hub.doc)  # the document the snapshot below is made of
+        await self._send_all(await self.hub.snapshot_frames())
 
     async def _send(self, message: dict[str, Any]) -> None:
         await self._send_all(hubs.frames(message))
@@ -65,6 +73,6 @@ class ViewConsumer(AsyncWebsocketConsumer):
                 return
             if self.box.items:
                 base, seq, items = self.box.take()
-                await self._send_all(self.hub.delta_frames(base, seq, items))
+                await self._send_all(self.hub.delta_frames(base, seq, items, self.box.shares))
             else:
                 await self._send(self.hub.heartbeat())

@@ -103,7 +103,14 @@ class Outbox:
         self.since: float | None = None  # when the oldest pending change arrived
         self.ready = asyncio.Event()
 
-    def put(self, seq: int, delta: dict[str, document.Item | None]) -> None:
+    shares = True  # gets the hub's delta as it is: one encoding can serve every such outbox
+
+    def put(
+        self,
+        seq: int,
+        delta: dict[str, document.Item | None],
+        doc: dict[str, document.Item] | None = None,
+    ) -> None:
         if not self.items:
             self.since = time.monotonic()
             self.items = dict(delta)  # delta is shared by every outbox: never changed here
@@ -122,6 +129,59 @@ class Outbox:
 
     def lag(self) -> float:
         return 0.0 if self.since is None else time.monotonic() - self.since
+
+
+# What a summary page does not need of a row it does not show (it counts states, and knows
+# a problem when it sees one): the fields that change with every probe.
+HIDDEN_FIELDS = frozenset({"probe", "counter", "last_probe_at", "history"})
+
+
+class SummaryOutbox(Outbox):
+    """The outbox of a summary page (view.js in summary mode), which shows only problem rows:
+    the per-probe fields of the other rows are left out, so a page of 10,000 healthy
+    backends gets state changes, not 2,500 probe texts a second; a row that becomes a
+    problem comes whole, as the page then writes it."""
+
+    shares = False
+
+    def __init__(self, seq: int) -> None:
+        super().__init__(seq)
+        self.shown: set[str] = set()  # rows the page has whole and shows
+
+    def reset(self, doc: dict[str, document.Item]) -> None:
+        """After a snapshot of `doc`: the page shows its problem rows."""
+        self.shown = {
+            k for k, v in doc.items() if v["kind"] == "backend" and document.is_problem(v)
+        }
+
+    def put(
+        self,
+        seq: int,
+        delta: dict[str, document.Item | None],
+        doc: dict[str, document.Item] | None = None,
+    ) -> None:
+        if doc is None:
+            super().put(seq, delta)
+            return
+        kept: dict[str, document.Item | None] = {}
+        for key, change in delta.items():
+            item = doc.get(key)
+            if change is None or item is None or item["kind"] != "backend":
+                self.shown.discard(key)
+                kept[key] = change
+            elif document.is_problem(item):
+                kept[key] = change if key in self.shown else item
+                self.shown.add(key)
+            else:
+                self.shown.discard(key)
+                if "kind" not in change:
+                    change = {f: v for f, v in change.items() if f not in HIDDEN_FIELDS}
+                if change:
+                    kept[key] = change
+        if kept:
+            super().put(seq, kept)
+        else:
+            self.seq = seq  # nothing for this page: it is up to date with seq all the same
 
 
 class Hub:
@@ -214,10 +274,12 @@ class Hub:
             "items": items,
         }
 
-    def delta_frames(self, base: int, seq: int, items: dict[str, Any]) -> list[str]:
+    def delta_frames(
+        self, base: int, seq: int, items: dict[str, Any], shared: bool = True
+    ) -> list[str]:
         """The delta as sent (`frames`). A connection whose outbox holds exactly the hub's
         latest delta (one put since it last sent: base is seq - 1) shares one encoding of it."""
-        if base != seq - 1 or seq != self.seq:
+        if not shared or base != seq - 1 or seq != self.seq:
             return frames(self.delta(base, seq, items))
         if self._text is None or self._text[0] != seq:
             self._text = (seq, frames(self.delta(base, seq, items)))
@@ -240,7 +302,7 @@ class Hub:
             if delta:
                 self.seq += 1
                 for box in list(self.outboxes):
-                    box.put(self.seq, delta)
+                    box.put(self.seq, delta, new)
 
     def _compute(self) -> tuple[dict[str, document.Item], dict[str, document.Item | None]]:
         new: dict[str, document.Item] = {}
@@ -302,8 +364,8 @@ class Hub:
         with contextlib.suppress(RuntimeError):  # the loop closed in between
             loop.call_soon_threadsafe(kick.set)
 
-    def attach(self) -> Outbox:
-        box = Outbox(self.seq)
+    def attach(self, summary: bool = False) -> Outbox:
+        box = SummaryOutbox(self.seq) if summary else Outbox(self.seq)
         self.outboxes.add(box)
         self.start()
         return box

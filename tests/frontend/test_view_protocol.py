@@ -225,3 +225,30 @@ def test_packet_rates_come_from_two_successive_counter_reads():
         assert hub.doc["fe:www"]["rates"]["first_packet"] == 10.0
 
     asyncio.run(go())
+
+
+def test_a_summary_page_gets_the_states_of_hidden_rows_and_problem_rows_whole():
+    from frontend.hub import SummaryOutbox
+
+    def row(state: str, probe: str) -> dict:
+        return {"kind": "backend", "state": state, "pool_active": True, "effective": 1,
+                "probe": probe, "counter": "3/4", "history": [], "last_probe_at": 1.0}  # fmt: skip
+
+    up = row("up", "L4OK in 1 ms")
+    box = SummaryOutbox(0)
+    box.reset({"be:a": up, "be:b": up})
+    assert box.shown == set()
+    # A probe of a hidden row: nothing for this page, and it is up to date all the same.
+    box.put(1, {"be:a": {"probe": "L4OK in 2 ms", "last_probe_at": 2.0}}, {"be:a": up})
+    assert (box.items, box.seq) == ({}, 1)
+    # A row that turns into a problem comes whole; then its probes come as patches.
+    down = {**row("down", "L4CON"), "effective": 0}
+    box.put(2, {"be:b": {"state": "down", "probe": "L4CON", "effective": 0}}, {"be:b": down})
+    box.put(3, {"be:b": {"probe": "L4TOUT"}}, {"be:b": {**down, "probe": "L4TOUT"}})
+    base, seq, items = box.take()
+    assert (base, seq) == (0, 3)
+    assert items == {"be:b": {**down, "probe": "L4TOUT"}}
+    # Back up: the state, without the probe text the page no longer shows.
+    box.put(4, {"be:b": {"state": "up", "probe": "L4OK", "effective": 1}}, {"be:b": up})
+    assert box.take()[2] == {"be:b": {"state": "up", "effective": 1}}
+    assert box.shown == set()

@@ -20,7 +20,8 @@ const whole = wholeMessages((m) => receive(m));
 
 function connect() {
   const scheme = location.protocol === "https:" ? "wss" : "ws";
-  socket = new WebSocket(`${scheme}://${location.host}/ws/view/`);
+  // A summary page asks to be spared the probe texts of the rows it does not show.
+  socket = new WebSocket(`${scheme}://${location.host}/ws/view/${summaryMode ? "?mode=summary" : ""}`);
   opened = Date.now();
   socket.onmessage = (e) => whole(JSON.parse(e.data));
   socket.onclose = () => { socket = null; setTimeout(connect, 1000); };

@@ -4,7 +4,8 @@ Every RENEW_EVERY seconds a lease round runs (on its own thread): shards are rec
 config, leases renewed, taken and released (`lease.ShardLeases`), and when the set of owned
 shards changes the runtime is given the matching sub-config. A shard taken over from a process
 that died carries on with the health that process last persisted, when that is recent, so the
-takeover itself makes no transitions.
+takeover itself makes no transitions; when the database is away, it is taken with no health and
+the dataplane holds its frontends until their backends' verdicts.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import threading
 import time
 from typing import Any
 
-from django.db import close_old_connections, connection
+from django.db import DatabaseError, close_old_connections, connection
 
 from health.config.spec import Config
 from health.models import Deployment
@@ -81,7 +82,18 @@ class ShardedRuntime:
         mine = [shards[s] for s in owned if s in shards]
         new_backends = set().union(*(s.backends for s in mine)) if mine else set()
         running = set(self.hosted.runtime.config.backends)
-        restored = self._restored(new_backends - running)
+        try:
+            restored = self._restored(new_backends - running)
+        except DatabaseError as exc:
+            # The database is away: take the shard anyway, with no health to carry on with.
+            # Its backends start unknown and the dataplane holds its frontends' VPP writes
+            # until their verdicts (warmup.Holds), so VPP keeps what it has meanwhile; not
+            # taking it would leave the shard unprobed until the database returns.
+            log.warning(
+                "taking shards over without their health: the database is unavailable",
+                extra={"error": str(exc)[:200], "backends": len(new_backends - running)},
+            )
+            restored = {}
         handed_off = frozenset(b for b in running - new_backends if b in full.backends)
         self.hosted.runtime.apply_config(sub_config(full, mine), restored, handed_off)
         log.info(

@@ -6,13 +6,17 @@ own time, and a WatchEvents subscriber saw each one or was told it missed it."""
 
 from __future__ import annotations
 
+import signal
 import time
 
+from health.config import parse_config
+from health.engine.shards import shards_of
 from tests.faults.checks import after, lost_and_duplicated, others, report, written
 from tests.faults.cluster import (
     FAILOVER_BOUND,
     FAULT_MARKS,
     RECOVERY_BOUND,
+    config_text,
     fail_over,
     fault_cluster,
     recover,
@@ -121,3 +125,34 @@ def test_with_postgresql_stopped_vpp_follows_and_transitions_are_written_later(t
     assert len(events) == len(rows)
     assert all(abs(r[3] - e.at) < 1e-3 for r, e in zip(rows, events, strict=True)), (rows, events)
     assert (missed, unnoticed) == (0, 0)
+
+
+def test_with_postgresql_stopped_a_killed_workers_shard_is_taken_over_and_probed(tmp_path):
+    """The taker cannot read the health to carry on with: it takes the shard all the same,
+    its backends start unknown, VPP is held as it is until their verdicts, and then a backend
+    killed there fails over as anywhere else."""
+    with fault_cluster(tmp_path, workers=2) as c:
+        wait_for(lambda: len(set(c.owners().values())) == 2, 30, "the shards split over two")
+        shards = shards_of(parse_config(config_text(c.backends.addresses)))
+        shard = next(s.id for s in shards.values() if "f0" in s.frontends)
+        victim = next(n for n, p in c.workers.items() if str(p.pid) == c.owners()[shard])
+        survivor = next(str(p.pid) for n, p in c.workers.items() if n != victim)
+        start = len(c.recorder.changes)
+        c.pg.stop()
+        c.workers[victim].send_signal(signal.SIGKILL)
+        c.workers[victim].wait(10)
+        t0 = time.monotonic()
+        wait_for(lambda: c.owners().get(shard) == survivor, 30, "the survivor takes the shard")
+        took = time.monotonic() - t0
+        time.sleep(3.0)  # its backends probed from unknown: verdicts in, the hold released
+        quiet = list(c.recorder.changes[start:])
+        failover, _ = fail_over(c.backends, c.recorder, DEAD)
+        recovery = recover(c.backends, c.recorder, DEAD)
+        log = c.log(next(n for n in c.workers if n != victim))
+        c.pg.start()
+    report("takeover-postgresql-stopped", takeover_s=took, weight_changes=len(quiet),
+           failover_s=failover, recovery_s=recovery)  # fmt: skip
+    assert "taking shards over without their health" in log
+    assert quiet == [], f"VPP changed during the takeover without the database: {quiet}"
+    assert failover <= FAILOVER_BOUND, f"failover on the taken shard took {failover:.2f} s"
+    assert recovery <= RECOVERY_BOUND, f"recovery on the taken shard took {recovery:.2f} s"

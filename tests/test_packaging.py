@@ -38,7 +38,12 @@ OPT_IN = ["netns.conf"]
 # others), 0.9 for the Redis unit, 1.7 for a probe unit with netns.conf, 1.8 with both opt-ins.
 MAX_EXPOSURE = 1.5
 MAX_EXPOSURE_OPTED_IN = 2.0
-WRAPPERS = {"maglevd": "maglevd", "maglevc": "maglevc", "maglev-manage": ""}
+WRAPPERS = {
+    "maglevd": "maglevd",
+    "maglevc": "maglevc",
+    "maglevt": "maglevt",
+    "maglev-manage": "",
+}
 
 
 def _why_not_buildable() -> str | None:

@@ -145,12 +145,12 @@ def render(daemon: maglevd.Maglevd, query: str = "") -> dict[str, float]:
     return {"s": seconds, "bytes": len(body), "rows": rows, "cpu": cpu}
 
 
-async def snapshot(daemon: maglevd.Maglevd, idle: float = 0.0) -> dict[str, float]:
+async def snapshot(daemon: maglevd.Maglevd, idle: float = 0.0, query: str = "") -> dict[str, float]:
     """One websocket's snapshot (time from open, size); with `idle`, then what arrives in
     that many seconds."""
     from websockets.asyncio.client import connect
 
-    url = daemon.web.replace("http://", "ws://") + "/ws/view/"
+    url = daemon.web.replace("http://", "ws://") + "/ws/view/" + query
     async with connect(url, origin=daemon.web, max_size=None, proxy=None) as ws:
         t0 = time.perf_counter()
         size, items_seen, parts, part = 0, 0, 1, 0
@@ -454,6 +454,8 @@ def main() -> None:
             raise RuntimeError(f"/view/?frontend=f0 has {focus['rows']} rows")
         snaps = [asyncio.run(snapshot(daemon)) for _ in range(size["repeats"] - 1)]
         snaps.append(asyncio.run(snapshot(daemon, idle=size["idle"])))
+        # What an idle summary page receives (view.js asks for it above the row limit).
+        quiet = asyncio.run(snapshot(daemon, idle=size["idle"], query="?mode=summary"))
         offline = offline_build(config, size["repeats"])
         common.say(
             f"  GET /view/: {common.median(r['s'] for r in renders):.2f} s "
@@ -471,6 +473,10 @@ def main() -> None:
             f"{snaps[-1]['idle_biggest'] / 1e6:.2f} MB"
         )
         common.say(f"  the snapshot came in {snaps[0]['parts']} parts")
+        common.say(
+            f"  idle summary page: {quiet['idle_bytes_per_s'] / 1e3:.1f} kB/s, "
+            f"{quiet['idle_items_per_s']:.0f} items/s"
+        )
         browser = asyncio.run(browser_part(daemon, switch, names, size))
         false = false_transitions(daemon, set(names), steady)
         common.say(f"  transitions of backends that stayed healthy, pages open: {false}")
@@ -506,6 +512,9 @@ def main() -> None:
     common.figure("b10_snapshot_build_s", offline["build"] + offline["dumps"], "s", "none", peer)
     common.figure(
         "b10_idle_page_traffic", snaps[-1]["idle_bytes_per_s"] / 1e3, "kB/s", "none", peer
+    )
+    common.figure(
+        "b10_idle_summary_page_traffic", quiet["idle_bytes_per_s"] / 1e3, "kB/s", "none", peer
     )
     common.figure("b10_first_paint_s", paint, "s", f"<={TARGET_PAINT_S:g}", peer)
     common.figure("b10_load_s", load, "s", "none", peer)

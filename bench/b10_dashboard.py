@@ -252,6 +252,31 @@ async def round_trips(pages: list[Any], stop: asyncio.Event) -> list[float]:
     return rtts
 
 
+async def wire_watch(daemon: maglevd.Maglevd, want: str, n: int) -> float | None:
+    """When a summary-mode websocket here sees `n` rows in state `want` (Unix time), or None
+    within BURST_WAIT: what the server sends, without any browser's work."""
+    from websockets.asyncio.client import connect
+
+    url = daemon.web.replace("http://", "ws://") + "/ws/view/?mode=summary"
+    states: dict[str, str] = {}
+    deadline = time.monotonic() + BURST_WAIT
+    async with connect(url, origin=daemon.web, max_size=None, proxy=None) as ws:
+        while (left := deadline - time.monotonic()) > 0:
+            try:
+                message = json.loads(await asyncio.wait_for(ws.recv(), left))
+            except TimeoutError:
+                return None
+            for key, item in (message.get("items") or {}).items():
+                if item is not None and "state" in item and key.startswith("be:"):
+                    states[key] = item["state"]
+            if message["type"] == "snapshot":
+                continue
+            hit = sum(1 for v in states.values() if v == "down")
+            if (want == "down" and hit >= n) or (want == "up" and hit == 0):
+                return time.time()
+    return None
+
+
 async def burst(
     pages: list[Any], switch: common.Switch, daemon: maglevd.Maglevd, names: list[str], down: bool
 ) -> dict[str, Any]:
@@ -267,6 +292,8 @@ async def burst(
         )
     stop = asyncio.Event()
     rtt_task = asyncio.create_task(round_trips(pages, stop))
+    # The server's share: when a summary websocket of this process (no browser) has them all.
+    wire = asyncio.create_task(wire_watch(daemon, want, len(names)))
     await asyncio.sleep(0.5)  # round trips of the quiet page first
     commanded = time.time()
     await asyncio.to_thread(switch.down if down else switch.up, *range(len(names)))
@@ -280,6 +307,7 @@ async def burst(
     await asyncio.sleep(0.3)
     stop.set()
     rtts = await rtt_task
+    wired = await wire
     tasks = [await p.evaluate("window.__bench.longtasks") for p in pages]
     # Where the time went per page: the messages that came during the burst and the time
     # their handlers took (the page's own work), against when the last one arrived.
@@ -323,6 +351,7 @@ async def burst(
         "detect": first - commanded,
         "from_first": [s - first for s in shown],
         "from_last": [s - last for s in shown],
+        "wire_from_last": (wired - last) if wired is not None else math.inf,
         "longest_task_ms": longest,
         "rtt_max_ms": max(rtts, default=math.nan) * 1000,
         "rtt_p50_ms": common.median(rtts) * 1000,
@@ -369,7 +398,9 @@ async def browser_part(
                     + ", ".join(f"{s:.2f}" for s in res["from_first"])
                     + " s after the first ("
                     + ", ".join(f"{s:.2f}" for s in res["from_last"])
-                    + f" s after the last); longest task {res['longest_task_ms']:.0f} ms, "
+                    + f" s after the last; a websocket without a browser "
+                    f"{res['wire_from_last']:.2f} s after the last); longest task "
+                    f"{res['longest_task_ms']:.0f} ms, "
                     f"evaluate round trip p50 {res['rtt_p50_ms']:.1f} ms, max "
                     f"{res['rtt_max_ms']:.0f} ms"
                 )

@@ -52,9 +52,10 @@ class ViewConsumer(AsyncWebsocketConsumer):
 
     async def _snapshot(self) -> None:
         self.box.take()  # the snapshot holds it
-        if isinstance(self.box, hubs.SummaryOutbox):
+        summary = isinstance(self.box, hubs.SummaryOutbox)
+        if summary:
             self.box.reset(self.hub.doc)  # the document the snapshot below is made of
-        await self._send_all(await self.hub.snapshot_frames())
+        await self._send_all(await self.hub.snapshot_frames(summary))
 
     async def _send(self, message: dict[str, Any]) -> None:
         await self._send_all(hubs.frames(message))

@@ -136,6 +136,17 @@ class Outbox:
 HIDDEN_FIELDS = frozenset({"probe", "counter", "last_probe_at", "history"})
 
 
+def summary_view(message: dict[str, Any]) -> dict[str, Any]:
+    """A snapshot as a summary page gets it: rows it does not show without HIDDEN_FIELDS."""
+    items = {
+        k: {f: x for f, x in v.items() if f not in HIDDEN_FIELDS}
+        if v["kind"] == "backend" and not document.is_problem(v)
+        else v
+        for k, v in message["items"].items()
+    }
+    return {**message, "items": items}
+
+
 class SummaryOutbox(Outbox):
     """The outbox of a summary page (view.js in summary mode), which shows only problem rows:
     the per-probe fields of the other rows are left out, so a page of 10,000 healthy
@@ -209,7 +220,8 @@ class Hub:
         # The latest delta's text, made once for every connection that is caught up: encoding it
         # per connection was most of the web loop's time with 200 pages open (B6).
         self._text: tuple[int, list[str]] | None = None
-        self._snapshot: tuple[int, list[str]] | None = None  # the same for snapshots
+        # The same for snapshots, of a full page and of a summary page.
+        self._snapshots: dict[bool, tuple[int, list[str]]] = {}
         self._refreshed = 0.0  # monotonic time of the last refresh
         self._memo = document.Memo()  # rows reused while their inputs do not change
         self._building = threading.Lock()  # the memo and the source's cache: one build at once
@@ -249,16 +261,18 @@ class Hub:
         running = self._task is not None and not self._task.done()
         return running and bool(self.outboxes) and time.monotonic() - self._refreshed < 2 * TICK
 
-    async def snapshot_frames(self) -> list[str]:
+    async def snapshot_frames(self, summary: bool = False) -> list[str]:
         """The snapshot as sent (`frames`), encoded once per sequence number for every page
         that connects meanwhile (10,000 backends are about 5 MB of JSON), on a thread so the
         web loop goes on sending. The document and sequence are taken before the first await:
-        what an outbox takes just before matches the snapshot."""
+        what an outbox takes just before matches the snapshot. A summary page's snapshot has
+        its hidden rows without their per-probe fields (SummaryOutbox)."""
         seq, message = self.seq, self.snapshot()
-        if self._snapshot is not None and self._snapshot[0] == seq:
-            return self._snapshot[1]
-        texts = await asyncio.to_thread(frames, message)
-        self._snapshot = (seq, texts)
+        cached = self._snapshots.get(summary)
+        if cached is not None and cached[0] == seq:
+            return cached[1]
+        texts = await asyncio.to_thread(frames, summary_view(message) if summary else message)
+        self._snapshots[summary] = (seq, texts)
         return texts
 
     def heartbeat(self) -> dict[str, Any]:

@@ -252,3 +252,31 @@ def test_a_summary_page_gets_the_states_of_hidden_rows_and_problem_rows_whole():
     box.put(4, {"be:b": {"state": "up", "probe": "L4OK", "effective": 1}}, {"be:b": up})
     assert box.take()[2] == {"be:b": {"state": "up", "effective": 1}}
     assert box.shown == set()
+
+
+def test_a_summary_socket_gets_its_hidden_rows_without_their_probe_texts(runtime):
+    async def go():
+        comm = WebsocketCommunicator(application, "/ws/view/?mode=summary", headers=HEADERS)
+        connected, _ = await comm.connect(timeout=5)
+        assert connected
+        snap = await _next(comm, "snapshot")
+        while snap["items"]["be:f:one:a"]["state"] != "up":  # first verdicts: reconnect
+            await comm.disconnect()
+            await asyncio.sleep(0.1)
+            comm = WebsocketCommunicator(application, "/ws/view/?mode=summary", headers=HEADERS)
+            await comm.connect(timeout=5)
+            snap = await _next(comm, "snapshot")
+        row = snap["items"]["be:f:one:a"]
+        assert not {"probe", "history"} & set(row)
+        assert {"kind", "state", "pool_active", "effective", "frontend", "pool"} <= set(row)
+        runtime.script.healthy["192.0.2.1"] = False
+        while True:  # the row that turns into a problem comes whole
+            m = await _next(comm, "delta")
+            a = m["items"].get("be:f:one:a")
+            if a and a.get("state") == "down":
+                break
+        assert a["kind"] == "backend"
+        assert "probe" in a
+        await comm.disconnect()
+
+    asyncio.run(go())

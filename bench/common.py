@@ -15,6 +15,7 @@ import contextlib
 import ipaddress
 import math
 import os
+import re
 import shutil
 import signal
 import socket
@@ -43,6 +44,7 @@ from health.config.spec import (  # noqa: E402
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 _figures: list[str] = []
+_compares: list[str] = []
 _procs: list[Proc] = []
 
 
@@ -138,9 +140,58 @@ def figure(name: str, value: float, unit: str, target: str, peer: str = "none") 
     _figures.append(f"FIGURE {name}={text} {unit} target={target} peer={peer}")
 
 
+def _num(value: float) -> str:
+    return f"{value:.0f}" if abs(value) >= 1000 else f"{value:.3g}"
+
+
+def target_met(value: float, target: str) -> bool | None:
+    """Whether `value` meets `target` ("<=1.5", ">=0.5", "<5", a bare number meaning "at
+    most", "0" meaning exactly 0); None when the target is not a bound ("none")."""
+    m = re.fullmatch(r"(<=|>=|<|>|==)?(-?[0-9.]+)", target)
+    if not m or math.isnan(value):
+        return None if not m else False
+    op, bound = m[1] or "<=", float(m[2])
+    return {
+        "<=": value <= bound,
+        ">=": value >= bound,
+        "<": value < bound,
+        ">": value > bound,
+        "==": value == bound,
+    }[op]
+
+
+def compare(
+    name: str,
+    ours: float,
+    peer: float,
+    unit: str,
+    target: str,
+    peer_name: str,
+    ratio: float | None = None,
+) -> float:
+    """Record a figure beside its peer or floor measured in the same run: the FIGURE line
+    `name=<ours/peer> x`, and a COMPARE line with both sides (run_all's table reads it).
+    `ratio`: when it is not ours / peer (the median of per-round ratios). Returns the ratio
+    (nan when the peer is 0 or unknown)."""
+    if ratio is None:
+        ratio = ours / peer if peer and not math.isnan(peer) else math.nan
+    met = target_met(ratio, target)
+    figure(name, ratio, "x", target, f"{peer_name}_{_num(peer)}{unit}")
+    _compares.append(
+        f"COMPARE {name} ours={_num(ours)}{unit} peer={peer_name}:{_num(peer)}{unit} "
+        f"ratio={ratio:.3g} target={target} met={'yes' if met else 'no'}"
+    )
+    say(
+        f"{name}: ours {_num(ours)} {unit}, {peer_name} {_num(peer)} {unit}: ratio {ratio:.3g} "
+        f"({'meets' if met else 'misses'} {target})"
+    )
+    return ratio
+
+
 def print_figures() -> None:
+    """The COMPARE lines, then the FIGURE lines: the last lines a script prints."""
     print(flush=True)
-    for line in _figures:
+    for line in _compares + _figures:
         print(line, flush=True)
 
 
@@ -323,7 +374,7 @@ class Haproxy(Proc):
         path = self.dir / "haproxy.cfg"
         path.write_text(config.replace("@STATS@", str(self.stats)))
         self.start([binary, "-db", "-f", str(path)])
-        if not wait_until(lambda: self.stats.exists() or not self.alive(), 10):
+        if not wait_until(lambda: self.stats.exists() or not self.alive(), 30):
             raise RuntimeError("haproxy did not open its stats socket")
         self.check_alive()
 
@@ -452,6 +503,145 @@ class TcpSink(Proc):
         super().stop()
 
 
+_SYNCLOCK = r"""
+import ctypes, math, selectors, socket, struct, sys
+port = int(sys.argv[1])
+# Incoming (PACKET_HOST) IPv4 TCP first fragments to `port` with SYN set and ACK clear; the
+# first 64 bytes (the destination address is at 30..34).
+DROP = 15
+prog = [
+    (0x20, 0, 0, 0xFFFFF004),  # ld pkttype
+    (0x15, 0, DROP - 2, 0),  # jeq PACKET_HOST
+    (0x28, 0, 0, 12),  # ldh ethertype
+    (0x15, 0, DROP - 4, 0x0800),
+    (0x30, 0, 0, 23),  # ldb ip proto
+    (0x15, 0, DROP - 6, 6),
+    (0x28, 0, 0, 20),  # ldh flags/fragment offset
+    (0x45, DROP - 8, 0, 0x1FFF),  # jset: a later fragment
+    (0xB1, 0, 0, 14),  # ldxb 4*([14]&0xf): IP header length
+    (0x48, 0, 0, 16),  # ldh [x+16]: TCP destination port
+    (0x15, 0, DROP - 11, port),
+    (0x50, 0, 0, 27),  # ldb [x+27]: TCP flags
+    (0x54, 0, 0, 0x12),  # and SYN|ACK
+    (0x15, 0, DROP - 14, 0x02),  # SYN only
+    (0x06, 0, 0, 64),  # accept 64 bytes
+    (0x06, 0, 0, 0),  # drop
+]
+code = ctypes.create_string_buffer(b"".join(struct.pack("HBBI", *i) for i in prog))
+raw = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0800))
+raw.setsockopt(socket.SOL_SOCKET, 33, 32 << 20)  # SO_RCVBUFFORCE (root)
+raw.setsockopt(socket.SOL_SOCKET, 26, struct.pack("HL", len(prog), ctypes.addressof(code)))
+raw.setsockopt(socket.SOL_SOCKET, 35, 1)  # SO_TIMESTAMPNS: the kernel's receive time
+raw.bind(("lo", 0x0800))
+raw.setblocking(False)
+sel = selectors.DefaultSelector()
+sel.register(raw, selectors.EVENT_READ, "syn")
+sel.register(sys.stdin, selectors.EVENT_READ, "ask")
+stamp = struct.Struct("qq").unpack
+last = {}
+gaps = []
+count = 0
+def stats():
+    drops = struct.unpack("II", raw.getsockopt(263, 6, 8))[1]  # PACKET_STATISTICS (resets)
+    g = sorted(gaps)
+    def q(p):
+        return g[min(len(g) - 1, max(0, math.ceil(p * len(g)) - 1))] if g else -1.0
+    return (f"count={count} servers={len(last)} gaps={len(g)} p50={q(0.5):.6f} "
+            f"p99={q(0.99):.6f} max={q(1.0):.6f} drops={drops}")
+print("ready", flush=True)
+while True:
+    for key, _ in sel.select():
+        if key.data == "ask":
+            line = sys.stdin.readline()
+            if not line:
+                sys.exit(0)
+            if line.strip() == "reset":
+                stats()
+                last.clear()
+                gaps.clear()
+                count = 0
+                print("ok", flush=True)
+            else:
+                print(stats(), flush=True)
+            continue
+        recv = raw.recvmsg
+        while True:
+            try:
+                data, anc, _, _ = recv(64, 64)
+            except BlockingIOError:
+                break
+            sec, nsec = stamp(anc[0][2])
+            t = sec + nsec * 1e-9
+            dst = data[30:34]
+            count += 1
+            prev = last.get(dst)
+            if prev is not None:
+                gaps.append(t - prev)
+            last[dst] = t
+"""
+
+
+class SynClock(Proc):
+    """Counts the SYNs arriving on lo for one port and, per destination address, the time
+    between consecutive ones (kernel receive timestamps), in a process of its own.
+
+    It judges any prober from the outside by the same rule: each server at an address of its
+    own, checked every `interval` with no jitter, so the gap between two of its SYNs is the
+    interval plus the check's own duration plus however late the prober was; a prober that
+    falls behind shows as gaps longer than the interval (and fewer SYNs than planned).
+    `reset()` starts a window; `read()` returns count, gaps p50/p99/max (seconds) and the
+    counter's own kernel drops (should be 0)."""
+
+    def __init__(self, port: int) -> None:
+        super().__init__("synclock")
+        self.start(
+            [sys.executable, "-c", _SYNCLOCK, str(port)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        if self.popen.stdout.readline().strip() != "ready":
+            self.check_alive()
+            raise RuntimeError("the SYN clock did not start")
+
+    def _ask(self, line: str) -> str:
+        self.popen.stdin.write(line + "\n")
+        self.popen.stdin.flush()
+        answer = self.popen.stdout.readline()
+        if not answer:
+            self.check_alive()
+        return answer.strip()
+
+    def reset(self) -> None:
+        self._ask("reset")
+
+    def read(self) -> dict[str, float]:
+        pairs = (item.split("=") for item in self._ask("?").split())
+        return {k: float(v) for k, v in pairs}
+
+    def stop(self) -> None:
+        if self.popen is not None and self.popen.stdin:
+            with contextlib.suppress(OSError):
+                self.popen.stdin.close()
+        super().stop()
+
+
+def clock_window(clock: SynClock, window: float, tick: Callable[[], None] | None = None) -> dict:
+    """Reset `clock`, wait `window` seconds (calling `tick` every 0.5 s), read it: the raw
+    reading plus `seconds`, the window's measured length, and `clock_cores`, the CPU the
+    clock itself took meanwhile."""
+    clock.reset()
+    t0, cpu0 = time.monotonic(), cpu_seconds(clock.pid)
+    while time.monotonic() - t0 < window:
+        time.sleep(min(0.5, max(0.0, window - (time.monotonic() - t0))))
+        if tick is not None:
+            tick()
+    seen = clock.read()
+    seen["seconds"] = time.monotonic() - t0
+    seen["clock_cores"] = (cpu_seconds(clock.pid) - cpu0) / seen["seconds"]
+    return seen
+
+
 _SWITCH = r"""
 import resource, selectors, socket, sys
 _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -566,6 +756,94 @@ def haproxy_config(proto: str, servers: int, port: int, interval: float) -> str:
     return "\n".join(lines) + "\n"
 
 
+def hard_nofile() -> int:
+    import resource
+
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+
+
+def haproxy_servers_config(
+    proto: str,
+    addresses: Sequence[str],
+    port: int,
+    interval: float,
+    *,
+    fast_interval: float | None = None,
+    rise: int = 2,
+    fall: int = 3,
+    timeout: float = 1.0,
+    per_backend: int = 0,
+    path: str = "/",
+) -> str:
+    """One thread, a server per address (`addresses[i]:port`), in backends of `per_backend`
+    servers (all in one when 0), checked as our runtime checks a backend: `inter` the interval,
+    `fastinter` the fast interval (HAProxy uses it while a server is transitionally up or down,
+    as we do between the first failure and `fall`), `downinter` the interval, rise, fall, and
+    `timeout check`. HTTP: `option httpchk GET path`; TCP: connect only. No `spread-checks`
+    (HAProxy's default): each next check is planned exactly `inter` after the last one
+    ended, so a SynClock's gaps minus `inter` are how late HAProxy started each check."""
+    ms = lambda s: f"{max(1, round(s * 1000))}ms"  # noqa: E731
+    fast = fast_interval if fast_interval is not None else interval
+    lines = [
+        "global",
+        "    nbthread 1",
+        # Only checks here, no traffic. HAProxy reserves a descriptor per checked server (and
+        # two per maxconn) and refuses to start past the hard limit (20,000 on some hosts).
+        "    maxconn 1000",
+        f"    ulimit-n {min(hard_nofile(), 2200 + len(addresses))}",
+        "    stats socket @STATS@ mode 600 level admin",
+        "    stats timeout 1m",
+        "defaults",
+        f"    mode {proto}",
+        f"    timeout connect {ms(timeout)}",
+        f"    timeout check {ms(timeout)}",
+        "    timeout client 5s",
+        "    timeout server 5s",
+    ]
+    size = per_backend or len(addresses)
+    for b, start in enumerate(range(0, len(addresses), size)):
+        lines += [
+            f"backend b{b}",
+            f"    default-server inter {ms(interval)} fastinter {ms(fast)} "
+            f"downinter {ms(interval)} rise {rise} fall {fall}",
+        ]
+        if proto == "http":
+            lines.append(f"    option httpchk GET {path}")
+        lines += [
+            f"    server s{i} {addresses[i]}:{port} check"
+            for i in range(start, min(start + size, len(addresses)))
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def haproxy_states(hap: Haproxy) -> dict[str, int]:
+    """How many servers are in each status (UP, DOWN, ...), from `show stat`."""
+    lines = hap.command("show stat").splitlines()
+    header = lines[0].lstrip("# ").split(",")
+    status = header.index("status")
+    out: dict[str, int] = {}
+    for line in lines[1:]:
+        fields = line.split(",")
+        if len(fields) > status and fields[1] not in ("BACKEND", "FRONTEND"):
+            out[fields[status]] = out.get(fields[status], 0) + 1
+    return out
+
+
+# The most servers a ramp step uses: HAProxy needs a descriptor per checked server, and a
+# listener is one for nginx, under a hard limit of 20,000 here. Past MOST_SERVERS probes/s at
+# 1 s, a step keeps MOST_SERVERS servers and shortens the interval instead.
+MOST_SERVERS = 16_000
+
+
+def ramp_shape(rate: float, interval: float = 1.0) -> tuple[int, float]:
+    """(servers, interval) of a ramp step planned at `rate` probes/s (the interval in whole
+    milliseconds, as a config writes it)."""
+    n = int(rate * interval)
+    if n <= MOST_SERVERS:
+        return n, interval
+    return MOST_SERVERS, round(MOST_SERVERS / rate, 3)
+
+
 def haproxy_tcp_check_us(smoke: bool = False) -> float:
     """HAProxy's CPU per TCP connect check on this machine, now (µs; B1's TCP side alone:
     1000 servers every 500 ms against a TCP sink, CPU over SYNs counted at the sink for 5 s).
@@ -629,3 +907,258 @@ def build_config(
         backends=backends,
         frontends=frontends,
     )
+
+
+# -- the production shape: Redis, PostgreSQL, Celery workers ------------------------------------
+
+
+class Redis(Proc):
+    """A private redis-server on a free loopback port (no persistence)."""
+
+    def __init__(self) -> None:
+        super().__init__("redis")
+        binary = ensure_tool("redis-server", "redis-server")
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.start(
+            [binary, "--bind", "127.0.0.1", "--port", str(self.port), "--save", "",
+             "--appendonly", "no", "--dir", str(self.dir), "--daemonize", "no"]
+        )  # fmt: skip
+        wait_listening("127.0.0.1", self.port, 10)
+
+    def client(self) -> Any:
+        import redis
+
+        return redis.Redis.from_url(self.url, socket_timeout=5)
+
+
+class Postgres(Proc):
+    """A private PostgreSQL (Debian's binaries) on a free loopback port, durability off, as
+    the `postgres` user when we are root; `url` for DATABASE_URL. None of the machine's own
+    clusters is touched."""
+
+    def __init__(self) -> None:
+        super().__init__("postgres")
+        found = sorted(Path("/usr/lib/postgresql").glob("*/bin/postgres"))
+        if not found:
+            ensure_tool("pg_ctlcluster", "postgresql")
+            found = sorted(Path("/usr/lib/postgresql").glob("*/bin/postgres"))
+        bindir = found[-1].parent
+        self.port = free_port()
+        self.url = f"postgres://postgres@127.0.0.1:{self.port}/maglev"
+        user = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+        if user:
+            shutil.chown(self.dir, "postgres", "postgres")
+        data = self.dir / "data"
+        subprocess.run(
+            [*user, str(bindir / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres",
+             "-E", "UTF8", "--no-sync"],
+            check=True,
+            capture_output=True,
+        )  # fmt: skip
+        self.start(
+            [*user, str(bindir / "postgres"), "-D", str(data), "-p", str(self.port),
+             "-h", "127.0.0.1", "-k", str(self.dir), "-c", "fsync=off",
+             "-c", "synchronous_commit=off", "-c", "full_page_writes=off",
+             "-c", "max_connections=200"]
+        )  # fmt: skip
+        import psycopg
+
+        def up() -> bool:
+            try:
+                with psycopg.connect(self.url.replace("/maglev", "/postgres"), autocommit=True):
+                    return True
+            except psycopg.OperationalError:
+                return False
+
+        if not wait_until(up, 30, 0.2):
+            self.check_alive()
+            raise RuntimeError("PostgreSQL did not start")
+        with psycopg.connect(self.url.replace("/maglev", "/postgres"), autocommit=True) as c:
+            c.execute("CREATE DATABASE maglev")
+
+    def query(self, sql: str) -> list[tuple]:
+        import psycopg
+
+        with psycopg.connect(self.url, autocommit=True, connect_timeout=5) as c:
+            return c.execute(sql).fetchall()
+
+    def stop(self) -> None:
+        if self.alive():  # a fast shutdown (SIGINT), not a smart one that waits for clients
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.pid, signal.SIGINT)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.popen.wait(10)
+        super().stop()
+
+
+# A Celery worker as deployed, plus one bench-side thread: every 0.25 s it takes the hosted
+# runtime's scheduling-lag samples (Runtime.lag, on the loop thread, as drain_lag does in
+# process) and appends them, with the time, to MAGLEV_BENCH_LAG_FILE. Optionally the schedule's
+# jitter is set first (argv[1], "-" leaves it as shipped).
+_WORKER = r"""
+import os, sys, threading, time
+jitter = sys.argv.pop(1)
+if jitter != "-":
+    import health.checker.timing as timing
+    timing.JITTER = float(jitter)
+from health import live  # here, not on the thread: no import racing Celery's
+def export():
+    path = os.environ["MAGLEV_BENCH_LAG_FILE"]
+    def take(rt):
+        samples = list(rt.lag)
+        rt.lag.clear()
+        return samples
+    while True:
+        time.sleep(0.25)
+        rt = live.current()
+        if rt is None:
+            continue
+        try:
+            samples = rt.call_wait(lambda: take(rt))
+        except Exception:
+            continue
+        now = time.monotonic()
+        with open(path, "a") as f:
+            f.write("".join(f"{now:.3f} {s:.6f}\n" for s in samples))
+threading.Thread(target=export, name="bench-lag", daemon=True).start()
+from celery.__main__ import main
+sys.argv[0] = "celery"
+main()
+"""
+
+
+class Cluster:
+    """The production shape: a private Redis (leases, broker, channel layer) and PostgreSQL,
+    the deployment imported from a maglev.yaml with `manage.py maglevconfig import --own`, and
+    Celery workers (`-P threads`, as deployed) that host the sharded runtime and split the
+    shards through their leases. VPP: `vpp` (api, stats sockets) or none (health checking
+    only)."""
+
+    def __init__(self, vpp: tuple[str, str] | None = None, jitter: float | None = None) -> None:
+        self.redis = Redis()
+        try:
+            self.pg = Postgres()
+        except BaseException:
+            self.redis.stop()
+            raise
+        self.dir = Path(tempfile.mkdtemp(prefix="maglev-bench-cluster-"))
+        self.jitter = jitter
+        self.env = {
+            **os.environ,
+            "DATABASE_URL": self.pg.url,
+            "MAGLEV_REDIS_URL": self.redis.url,
+            "MAGLEV_DATA_DIR": str(self.dir / "data"),
+            "MAGLEV_DEPLOYMENT": "default",
+            "MAGLEV_LOG_LEVEL": "WARNING",
+            "PYTHONUNBUFFERED": "1",
+        }
+        if vpp is not None:
+            self.env["MAGLEV_VPP_API_ADDR"], self.env["MAGLEV_VPP_STATS_ADDR"] = vpp
+        self.workers: list[Proc] = []
+        migrated = self.manage("migrate")
+        if migrated.returncode != 0:
+            self.stop()
+            raise RuntimeError(f"migrate failed: {migrated.stderr[-2000:]}")
+
+    def manage(self, *args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, str(REPO / "manage.py"), *args],
+            env=self.env,
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+
+    def import_config(self, text: str) -> None:
+        path = self.dir / "maglev.yaml"
+        path.write_text(text)
+        done = self.manage("maglevconfig", "import", "--own", str(path))
+        if done.returncode != 0:
+            raise RuntimeError(f"import failed: {(done.stderr or done.stdout)[-2000:]}")
+
+    def start_worker(self) -> Proc:
+        name = f"w{len(self.workers) + 1}"
+        proc = Proc(f"worker-{name}")
+        jitter = "-" if self.jitter is None else str(self.jitter)
+        env = dict(self.env, MAGLEV_BENCH_LAG_FILE=str(proc.dir / "lag"))
+        proc.start(
+            [sys.executable, "-c", _WORKER, jitter, "-A", "maglev_site", "worker", "-P",
+             "threads", "-c", "2", "-n", f"{name}@%h", "--without-gossip", "--without-mingle",
+             "-l", "warning"],
+            env=env,
+            cwd=REPO,
+            stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        self.workers.append(proc)
+        return proc
+
+    def log(self, proc: Proc) -> str:
+        return (proc.dir / "stdout.log").read_text(errors="replace")
+
+    def lags(self, since: float, until: float) -> list[float]:
+        """Every worker's scheduling-lag samples (seconds) taken between two monotonic times."""
+        out: list[float] = []
+        for w in self.workers:
+            path = w.dir / "lag"
+            if not path.exists():
+                continue
+            for line in path.read_text().splitlines():
+                at, _, lag = line.partition(" ")
+                if lag and since <= float(at) <= until:
+                    out.append(float(lag))
+        return out
+
+    def states(self) -> dict[str, int]:
+        """Backends in each state, as the workers persisted them."""
+        return dict(self.pg.query("SELECT state, count(*) FROM health_backendstate GROUP BY 1"))
+
+    def owners(self) -> dict[str, int]:
+        """Worker pid → shards whose lease it holds."""
+        r = self.redis.client()
+        try:
+            keys = r.keys("maglev:default:shard:*")
+            values = r.mget(keys) if keys else []
+        finally:
+            r.close()
+        out: dict[str, int] = {}
+        for v in values:
+            if v is not None:
+                pid = v.decode().split(":")[1]
+                out[pid] = out.get(pid, 0) + 1
+        return out
+
+    def stop_workers(self) -> None:
+        """SIGTERM (a warm shutdown releases the leases), then clear Redis for a fresh start."""
+        for w in self.workers:
+            if w.alive():
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(w.pid, signal.SIGTERM)
+        for w in self.workers:
+            try:
+                if w.popen is not None:
+                    w.popen.wait(30)
+            except subprocess.TimeoutExpired:
+                w.kill()
+            w.stop()
+        self.workers = []
+        if self.redis.alive():
+            r = self.redis.client()
+            try:
+                r.flushall()
+            finally:
+                r.close()
+
+    def stop(self) -> None:
+        self.stop_workers()
+        self.pg.stop()
+        self.redis.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def __enter__(self) -> Cluster:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

@@ -4,8 +4,6 @@ ASes, refusals, the raw view, and the B4 benchmark's smoke run."""
 from __future__ import annotations
 
 import ipaddress
-import subprocess
-import sys
 from collections.abc import Iterator
 from dataclasses import replace
 
@@ -274,24 +272,6 @@ def test_show_vips_parser_reads_the_recorded_cli_text() -> None:
         reader.CliVip(2, VipKey(net("198.51.100.2/32"), 6, 443), False, True),
         reader.CliVip(4, VipKey(net("2001:db8:53::1/128"), 17, 53), False, False),
     ]
-
-
-def test_b4_benchmark_smoke_run() -> None:
-    done = subprocess.run(
-        [sys.executable, str(REPO / "bench" / "b4_reconcile.py"), "--smoke"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=REPO,
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
-    figures = [line for line in done.stdout.splitlines() if line.startswith("FIGURE ")]
-    assert [f.split("=")[0] for f in figures] == [
-        "FIGURE b4_full_sync_s",
-        "FIGURE b4_noop_sync_ms",
-        "FIGURE b4_noop_writes",
-    ]
-    assert "FIGURE b4_noop_writes=0 messages" in done.stdout
 
 
 def test_barriers_cost_at_most_four_round_trips_however_many_vips() -> None:

@@ -185,7 +185,7 @@ def items(inp: Inputs, memo: Memo | None = None) -> dict[str, Item]:
             overrides.get(fname),
             counters.get(fname),
             fname in inp.vpp_held,
-            tuple((b, ramps[b]) for b in prev.where if b in ramps) if ramps and prev else ramps,
+            tuple(sorted((b, r) for b, r in ramps.items() if fname in memo.fronts_of.get(b, ()))),
         )
         if prev is not None and inp.stale is not None and prev.sig == fsig:
             moved = moved_in.get(fname)

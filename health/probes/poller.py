@@ -26,6 +26,9 @@ OUT: Final = select.EPOLLOUT
 # Events that end a probe's wait whatever it asked for.
 ERR: Final = select.EPOLLERR | select.EPOLLHUP
 MAX_EVENTS: Final = 1024  # per epoll_wait; more stay ready for the loop's next turn
+# A deadline swept this much later than it fell means the loop was held up (a timer is
+# normally run within a millisecond or two of its time).
+HELD_UP: Final = 0.05
 
 
 class Timed(Protocol):
@@ -45,7 +48,7 @@ class Poller:
         self.loop = loop
         self._epoll = select.epoll()
         self._handlers: dict[int, Callable[[int], None]] = {}
-        self._queues: dict[float, deque[tuple[float, Timed]]] = {}
+        self._queues: dict[float, deque[tuple[float, Timed, bool]]] = {}
         self._timer: asyncio.TimerHandle | None = None
         self._armed_at = float("inf")
         self.closed = False
@@ -75,16 +78,32 @@ class Poller:
             if handler is not None:
                 handler(events)
 
+    def drain(self) -> None:
+        """Run the handlers of every socket that is ready now (`dispatch` until less than a
+        full batch comes back)."""
+        handlers = self._handlers
+        while True:
+            ready = self._epoll.poll(0, MAX_EVENTS)
+            for fd, events in ready:
+                handler = handlers.get(fd)
+                if handler is not None:
+                    handler(events)
+            if len(ready) < MAX_EVENTS:
+                return
+
     # -- deadlines ----------------------------------------------------------------------------
 
     def expire(self, timeout: float, item: Timed) -> float:
         """Call `item.on_timeout()` `timeout` seconds from now unless it has finished by then;
         returns the deadline (loop time)."""
+        return self._push(timeout, item, False)
+
+    def _push(self, timeout: float, item: Timed, graced: bool) -> float:
         deadline = self.loop.time() + timeout
         queue = self._queues.get(timeout)
         if queue is None:
             queue = self._queues[timeout] = deque()
-        queue.append((deadline, item))
+        queue.append((deadline, item, graced))
         if deadline < self._armed_at:
             self._arm(deadline)
         return deadline
@@ -99,27 +118,41 @@ class Poller:
         self._timer = None
         self._armed_at = float("inf")
         now = self.loop.time()
-        due: list[Timed] = []
+        due: list[tuple[float, Timed, bool]] = []
         head = float("inf")
         empty: list[float] = []
         for timeout, queue in self._queues.items():
             # Finished items go whatever their deadline: most probes finish long before it.
             while queue and (queue[0][1].finished or queue[0][0] <= now):
-                item = queue.popleft()[1]
-                if not item.finished:
-                    due.append(item)
+                entry = queue.popleft()
+                if not entry[1].finished:
+                    due.append(entry)
             if not queue:
                 empty.append(timeout)
             elif queue[0][0] < head:
                 head = queue[0][0]
-        # Drop drained queues: probes started late (Prober.run) expire after what is left of
-        # their timeout, a new value each time, which would otherwise pile up queues.
+        # Drop drained queues: probes started late (Prober.run) and graced ones expire after
+        # a new value each time, which would otherwise pile up queues.
         for timeout in empty:
             del self._queues[timeout]
         if head != float("inf"):
             self._arm(head)
-        for item in due:
-            item.on_timeout()
+        if not due:
+            return
+        # A loop that was held up (the GIL, a starved process) wakes with both the replies
+        # that came meanwhile and the deadlines that passed, and uvloop runs its timers before
+        # it polls: read the ready sockets first, so a reply that was there is not a timeout.
+        self.drain()
+        for deadline, item, graced in due:
+            if item.finished:
+                continue
+            held = now - deadline
+            if held > HELD_UP and not graced:
+                # The loop could not listen for `held` seconds, maybe before this probe could
+                # even send its request: give the backend that time back, once.
+                self._push(held, item, True)
+            else:
+                item.on_timeout()
 
     # -- shutdown -----------------------------------------------------------------------------
 
@@ -130,7 +163,7 @@ class Poller:
         self.closed = True
         if self._timer is not None:
             self._timer.cancel()
-        pending = [item for q in self._queues.values() for _, item in q if not item.finished]
+        pending = [e[1] for q in self._queues.values() for e in q if not e[1].finished]
         self._queues.clear()
         for item in pending:
             item.on_timeout()

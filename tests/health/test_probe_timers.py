@@ -4,11 +4,16 @@ and timeout queue. Run on a real uvloop loop with real sockets."""
 from __future__ import annotations
 
 import socket
+import threading
+import time
 
 import pytest
 import uvloop
 
+from health.config.spec import CheckType, HealthcheckSpec
 from health.engine.wheel import TimerWheel
+from health.probes import Prober
+from health.probes import result as codes
 from health.probes.poller import IN, Poller, close_poller, poller_for
 
 
@@ -128,3 +133,73 @@ def test_poller_dispatches_ready_sockets_and_forgets_closed_ones(loop):
     assert len(seen) == count
     poller.close()
     b.close()
+
+
+def _serve_http_once(listener: socket.socket) -> None:
+    conn, _ = listener.accept()
+    with conn:
+        conn.recv(4096)
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
+
+
+@pytest.mark.parametrize("kind", ["tcp", "http"])
+def test_a_reply_that_came_while_the_loop_was_held_up_is_not_a_timeout(loop, kind):
+    """uvloop runs due timers before it polls: after the loop was held up past a probe's
+    timeout (the GIL, a starved process), the reply that arrived meanwhile must win."""
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    port = listener.getsockname()[1]
+    if kind == "http":
+        server = threading.Thread(target=_serve_http_once, args=(listener,), daemon=True)
+        server.start()
+    spec = HealthcheckSpec(
+        kind, CheckType.TCP if kind == "tcp" else CheckType.HTTP, port=port, timeout=0.2
+    )
+    prober = Prober(spec, "127.0.0.1")
+    results = []
+
+    def begin() -> None:
+        prober.start(poller_for(loop), lambda r: (results.append(r), loop.stop()))
+        # Hold the loop past the timeout: the kernel completes the handshake (and the
+        # server thread answers) meanwhile.
+        time.sleep(0.6)
+
+    loop.call_soon(begin)
+    loop.call_later(5.0, loop.stop)
+    try:
+        loop.run_forever()
+    finally:
+        close_poller(loop)
+        listener.close()
+    assert len(results) == 1
+    assert results[0].ok, results[0]
+
+
+def test_a_silent_backend_still_times_out_after_the_loop_was_held_up_once(loop):
+    """The time a held-up loop could not listen is given back once, not again and again."""
+
+    listener = socket.socket()  # accepts in the kernel, never answers
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    spec = HealthcheckSpec("web", CheckType.HTTP, port=listener.getsockname()[1], timeout=0.2)
+    prober = Prober(spec, "127.0.0.1")
+    results, started = [], []
+
+    def begin() -> None:
+        started.append(time.monotonic())
+        prober.start(poller_for(loop), lambda r: (results.append(r), loop.stop()))
+        time.sleep(0.6)
+
+    loop.call_soon(begin)
+    loop.call_later(5.0, loop.stop)
+    try:
+        loop.run_forever()
+    finally:
+        close_poller(loop)
+        listener.close()
+    assert len(results) == 1
+    assert results[0].code == codes.L7TOUT, results[0]
+    # 0.2 s timeout + the 0.6 s hold, given back once (a loaded machine may add to it).
+    assert 0.75 <= results[0].latency <= 3.0

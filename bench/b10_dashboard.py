@@ -29,6 +29,8 @@ What is measured, once every backend is up:
       returns with every one of the 1,000 rows showing `down`; then the same for the way back
       up. Responsiveness during each burst: the longest main-thread task (PerformanceObserver
       'longtask') and the slowest `page.evaluate` round trip (one every 50 ms per page).
+With B10_PROFILE=1 in the environment, the first page's main thread is sampled (Chrome's CPU
+profiler over CDP) during the down burst and the functions that took the most time are printed.
 Targets (BENCHMARKS.md): first paint ≤ 1 s; burst applied ≤ 1 s; the page stays responsive.
 No peer: the HAProxy TCP check cost measured before and after is printed beside.
 """
@@ -39,6 +41,7 @@ import asyncio
 import contextlib
 import json
 import math
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -123,7 +126,9 @@ TIMINGS = """() => {
   const nav = performance.getEntriesByType("navigation")[0];
   const fcp = performance.getEntriesByName("first-contentful-paint")[0];
   const b = window.__bench;
-  return { ttfb: nav.responseStart, dcl: nav.domContentLoadedEventEnd, load: nav.loadEventEnd,
+  return { ttfb: nav.responseStart, request: nav.requestStart,
+           server: nav.serverTiming.map((t) => `${t.name} ${t.duration.toFixed(0)}`).join(", "),
+           dcl: nav.domContentLoadedEventEnd, load: nav.loadEventEnd,
            fcp: fcp ? fcp.startTime : null, snapshot: b.snapshot,
            visibility: document.visibilityState,
            longest: Math.max(0, ...b.longtasks.map((l) => l[1])),
@@ -290,6 +295,12 @@ async def burst(
             "b.doneAt = null; b.longtasks = []; }",
             [want, len(names)],
         )
+    profiler = None
+    if down and os.environ.get("B10_PROFILE"):
+        profiler = await pages[0].context.new_cdp_session(pages[0])
+        await profiler.send("Profiler.enable")
+        await profiler.send("Profiler.setSamplingInterval", {"interval": 200})  # µs
+        await profiler.send("Profiler.start")
     stop = asyncio.Event()
     rtt_task = asyncio.create_task(round_trips(pages, stop))
     # The server's share: when a summary websocket of this process (no browser) has them all.
@@ -308,6 +319,9 @@ async def burst(
     stop.set()
     rtts = await rtt_task
     wired = await wire
+    if profiler is not None:
+        print_profile((await profiler.send("Profiler.stop"))["profile"])
+        await profiler.detach()
     tasks = [await p.evaluate("window.__bench.longtasks") for p in pages]
     # Where the time went per page: the messages that came during the burst and the time
     # their handlers took (the page's own work), against when the last one arrived.
@@ -359,6 +373,20 @@ async def burst(
     }
 
 
+def print_profile(profile: dict[str, Any], top: int = 15) -> None:
+    """The functions of a CDP CPU profile with the most time of their own (self time)."""
+    nodes = {n["id"]: n["callFrame"] for n in profile["nodes"]}
+    own: dict[str, float] = {}
+    for node, dt in zip(profile["samples"], profile["timeDeltas"], strict=False):
+        f = nodes[node]
+        where = f"{f['functionName'] or '(anonymous)'} {Path(f['url']).name}:{f['lineNumber'] + 1}"
+        own[where] = own.get(where, 0.0) + dt / 1000
+    total = sum(own.values())
+    common.say(f"  page 1 profile over the down burst: {total:.0f} ms sampled; most self time:")
+    for where, ms in sorted(own.items(), key=lambda kv: -kv[1])[:top]:
+        common.say(f"    {ms:8.1f} ms  {where}")
+
+
 async def browser_part(
     daemon: maglevd.Maglevd, switch: common.Switch, names: list[str], size: dict
 ) -> dict[str, Any]:
@@ -381,7 +409,8 @@ async def browser_part(
                 )
                 common.say(
                     f"  page {n + 1}: first paint {timing['fcp'] or math.nan:.0f} ms, "
-                    f"first byte {timing['ttfb']:.0f} ms, DOMContentLoaded {timing['dcl']:.0f} "
+                    f"request sent {timing['request']:.0f} ms, first byte {timing['ttfb']:.0f} "
+                    f"ms (server: {timing['server']} ms), DOMContentLoaded {timing['dcl']:.0f} "
                     f"ms, load {timing['load']:.0f} ms, {handler}, longest task "
                     f"{timing['longest']:.0f} ms, {timing['rows']} rows, {timing['visibility']}"
                 )

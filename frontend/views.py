@@ -96,7 +96,9 @@ def summary_text(states: list[str]) -> str:
 
 @require_GET
 def view(request: HttpRequest) -> HttpResponse:
+    started = time.perf_counter()
     doc = _document(request)
+    built = time.perf_counter()
     focus = request.GET.get("frontend", "").strip()[:200]
     if focus:
         doc = _focus(doc, focus)
@@ -170,7 +172,7 @@ def view(request: HttpRequest) -> HttpResponse:
         if section is not None:
             section["frontends"].append({"key": fkey, "item": f, "pools": pools})  # type: ignore[attr-defined]
     local = sections.pop(None, None)  # None: a dashboard-only process
-    return render(
+    response = render(
         request,
         "frontend/view.html",
         {
@@ -192,6 +194,12 @@ def view(request: HttpRequest) -> HttpResponse:
             "remote_actions": remote_actions,
         },
     )
+    # Where the server's time went (the browser's devtools and B10 read it).
+    done = time.perf_counter()
+    response["Server-Timing"] = (
+        f"doc;dur={(built - started) * 1000:.1f}, render;dur={(done - built) * 1000:.1f}"
+    )
+    return response
 
 
 @require_GET

@@ -133,8 +133,24 @@ def test_the_summary_page_shows_problem_rows_as_they_come_and_go(demo):  # noqa:
                 # The row the page wrote is the row the server writes (ages aside).
                 mine, server = page.evaluate(SAME_ROW, "be:www:primary:web2")
                 assert mine == server
+                # A second row goes in its place in the server's order (web1 before web2).
+                _post("http://127.0.100.1:8000/down")
+                page.wait_for_selector('[data-key="be:www:primary:web1"]', timeout=10_000)
+                page.wait_for_function(
+                    f"document.querySelector('{line}').textContent.includes('2 down')",
+                    timeout=5_000,
+                )
+                keys = page.evaluate(
+                    '[...document.querySelectorAll(\'table[data-pool="|www|primary"] '
+                    "tbody tr')].map((r) => r.dataset.key)"
+                )
+                assert keys == ["be:www:primary:web1", "be:www:primary:web2"]
             finally:
+                _post("http://127.0.100.1:8000/up")
                 _post("http://127.0.100.2:8000/up")
+            page.wait_for_selector(
+                '[data-key="be:www:primary:web1"]', state="detached", timeout=15_000
+            )
             page.wait_for_selector(row, state="detached", timeout=15_000)
             page.wait_for_function(
                 f"!document.querySelector('{line}').textContent.includes('down')", timeout=5_000

@@ -27,11 +27,14 @@ What is measured, once every backend is up:
       1,000 transitions within about one interval); per page, the time from the first of those
       transitions (the runtime's own stamps, read over gRPC afterwards) until a message handler
       returns with every one of the 1,000 rows showing `down`; then the same for the way back
-      up. Responsiveness during each burst: the longest main-thread task (PerformanceObserver
-      'longtask') and the slowest `page.evaluate` round trip (one every 50 ms per page).
+      up. Per transition and page: from the transition's stamp to the end of the first message
+      handler after which its row shows it (p50, p99, max). Responsiveness during each
+      burst: the longest main-thread task (PerformanceObserver 'longtask') and the slowest
+      `page.evaluate` round trip (one every 50 ms per page).
 With B10_PROFILE=1 in the environment, the first page's main thread is sampled (Chrome's CPU
 profiler over CDP) during the down burst and the functions that took the most time are printed.
-Targets (BENCHMARKS.md): first paint ≤ 1 s; burst applied ≤ 1 s; the page stays responsive.
+Targets (BENCHMARKS.md): first paint ≤ 1 s; each transition of the burst on every page within
+1 s (p99); the page stays responsive.
 No peer: the HAProxy TCP check cost measured before and after is printed beside.
 """
 
@@ -106,9 +109,18 @@ INIT_SCRIPT = """
         const snapshot = e.data.startsWith('{"type":"snapshot"');
         log.messages.push([Date.now(), t1 - t0, e.data.length]);
         if (snapshot && log.snapshot === null) log.snapshot = { t0, t1, size: e.data.length };
-        if (log.want !== null && log.doneAt === null) {
-          const down = document.querySelectorAll("tr.state-down").length;
-          if (log.want === "down" ? down >= log.burst : down === 0) log.doneAt = Date.now();
+        if (log.want !== null) {
+          // When each row first showed the awaited state (a summary page removes a row that
+          // is up again): per transition, from its own stamp to the page.
+          const now = Date.now();
+          const rows = document.querySelectorAll("tr.state-down");
+          const down = new Set([...rows].map((r) => r.dataset.key));
+          const seen = log.seen;
+          if (log.want === "down") { for (const k of down) if (!(k in seen)) seen[k] = now; }
+          else for (const k of log.wasDown) if (!down.has(k) && !(k in seen)) seen[k] = now;
+          log.wasDown = down;
+          const all = log.want === "down" ? down.size >= log.burst : down.size === 0;
+          if (log.doneAt === null && all) log.doneAt = now;
         }
       };
     }
@@ -292,7 +304,8 @@ async def burst(
     for page in pages:
         await page.evaluate(
             "([want, n]) => { const b = window.__bench; b.want = want; b.burst = n; "
-            "b.doneAt = null; b.longtasks = []; }",
+            "b.doneAt = null; b.longtasks = []; b.seen = {}; b.wasDown = new Set("
+            "[...document.querySelectorAll('tr.state-down')].map((r) => r.dataset.key)); }",
             [want, len(names)],
         )
     profiler = None
@@ -337,6 +350,7 @@ async def burst(
                 "bytes": sum(m[2] for m in log),
             }
         )
+    seen = [await page.evaluate("window.__bench.seen") for page in pages]
     for page in pages:
         await page.evaluate("window.__bench.want = null")
     if None in done:  # a result too: printed as inf, the other pages' times still count
@@ -347,11 +361,20 @@ async def burst(
     )
     wanted = set(names)
     state = pb.BACKEND_STATE_DOWN if down else pb.BACKEND_STATE_UP
-    ats = [
-        b.transitions[0].at.seconds + b.transitions[0].at.nanos / 1e9
+    stamps = {
+        b.name: b.transitions[0].at.seconds + b.transitions[0].at.nanos / 1e9
         for b in reply.backends
         if b.name in wanted and b.transitions and b.transitions[0].to == state
-    ]
+    }
+    ats = list(stamps.values())
+    # Each transition's way to each page: its row's key ends with the backend's name.
+    lags = sorted(
+        (at / 1000 - stamps[key.rsplit(":", 1)[-1]])
+        for page_seen in seen
+        for key, at in page_seen.items()
+        if key.rsplit(":", 1)[-1] in stamps
+    )
+    lags += [math.inf] * (len(stamps) * len(pages) - len(lags))  # never shown
     if len(ats) != len(names):
         raise RuntimeError(f"{len(ats)} of {len(names)} burst backends went {want}")
     first, last = min(ats), max(ats)
@@ -370,6 +393,9 @@ async def burst(
         "rtt_max_ms": max(rtts, default=math.nan) * 1000,
         "rtt_p50_ms": common.median(rtts) * 1000,
         "handled": handled,
+        "lag_p50": common.percentile(lags, 50) if lags else math.inf,
+        "lag_p99": common.percentile(lags, 99) if lags else math.inf,
+        "lag_max": lags[-1] if lags else math.inf,
     }
 
 
@@ -432,6 +458,10 @@ async def browser_part(
                     f"{res['longest_task_ms']:.0f} ms, "
                     f"evaluate round trip p50 {res['rtt_p50_ms']:.1f} ms, max "
                     f"{res['rtt_max_ms']:.0f} ms"
+                )
+                common.say(
+                    f"    each transition to each page: p50 {res['lag_p50']:.2f} s, p99 "
+                    f"{res['lag_p99']:.2f} s, max {res['lag_max']:.2f} s"
                 )
                 for n, h in enumerate(res["handled"], 1):
                     common.say(
@@ -556,11 +586,15 @@ def main() -> None:
     down, up = max(bursts["down"]["from_first"]), max(bursts["up"]["from_first"])
     longest = max(b["longest_task_ms"] for b in bursts.values())
     rtt = max(b["rtt_max_ms"] for b in bursts.values())
+    lag99 = max(b["lag_p99"] for b in bursts.values())
+    lagmax = max(b["lag_max"] for b in bursts.values())
     common.say(
         f"  worst page: first paint {paint:.2f} s "
         f"({'meets' if paint <= TARGET_PAINT_S else 'misses'} <= {TARGET_PAINT_S:g} s), "
-        f"snapshot applied {applied:.2f} s; burst applied down {down:.2f} s, up {up:.2f} s "
-        f"({'meets' if max(down, up) <= TARGET_BURST_S else 'misses'} <= {TARGET_BURST_S:g} s)"
+        f"snapshot applied {applied:.2f} s; each transition on every page: p99 {lag99:.2f} s "
+        f"({'meets' if lag99 <= TARGET_BURST_S else 'misses'} <= {TARGET_BURST_S:g} s), max "
+        f"{lagmax:.2f} s; whole burst from its first transition: down {down:.2f} s, "
+        f"up {up:.2f} s"
     )
     peer = common.haproxy_peer(floor)
     common.figure("b10_render_s", common.median(r["s"] for r in renders), "s", "none", peer)
@@ -579,8 +613,12 @@ def main() -> None:
     common.figure("b10_first_paint_s", paint, "s", f"<={TARGET_PAINT_S:g}", peer)
     common.figure("b10_load_s", load, "s", "none", peer)
     common.figure("b10_snapshot_applied_s", applied, "s", "none", peer)
-    common.figure("b10_burst_down_applied_s", down, "s", f"<={TARGET_BURST_S:g}", peer)
-    common.figure("b10_burst_up_applied_s", up, "s", f"<={TARGET_BURST_S:g}", peer)
+    # The target: each transition on every page within 1 s of happening. The whole burst, from
+    # its first transition, also holds the probes' own spread of the transitions.
+    common.figure("b10_transition_to_pages_p99_s", lag99, "s", f"<={TARGET_BURST_S:g}", peer)
+    common.figure("b10_transition_to_pages_max_s", lagmax, "s", "none", peer)
+    common.figure("b10_burst_down_applied_s", down, "s", "none", peer)
+    common.figure("b10_burst_up_applied_s", up, "s", "none", peer)
     common.figure("b10_burst_longest_task_ms", longest, "ms", "none", peer)
     common.figure("b10_burst_eval_rtt_max_ms", rtt, "ms", "none", peer)
     common.figure("b10_false_transitions", false, "transitions", "<=0", peer)

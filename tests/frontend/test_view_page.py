@@ -147,3 +147,13 @@ def test_a_backend_taken_down_with_the_readme_curl_shows_down_with_its_reason(de
     finally:
         up = urllib.request.Request("http://127.0.100.2:8000/up", method="POST")
         urllib.request.urlopen(up, timeout=5).read()
+
+
+def test_the_column_headings_sort_both_ways_and_keep_the_filters_escaped():
+    from frontend.views import header_cells
+
+    cells = header_cells("state", "1", 'a&b"<x>', "f/0")
+    assert 'href="?sort=-state&amp;problems=1&amp;q=a%26b%22%3Cx%3E&amp;frontend=f/0"' in cells
+    assert 'href="?sort=name&amp;problems=1' in cells  # not the sort yet: ascending first
+    assert "<x>" not in cells
+    assert cells.count("<th ") == 11

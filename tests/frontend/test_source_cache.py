@@ -59,3 +59,25 @@ def test_a_backend_that_was_not_probed_is_not_read_again():
         assert second == rt.backends()  # the same views as a whole read
     finally:
         rt.stop()
+
+
+def test_a_journal_that_started_again_makes_one_whole_read_and_stays_bounded(monkeypatch):
+    from health.engine import runtime as runtime_module
+
+    monkeypatch.setattr(runtime_module, "JOURNAL_MAX", 5)
+    rt = Runtime("d", parse_config(CONFIG), prober=Script())  # probes every 50 ms
+    rt.start()
+    try:
+        _wait(rt, "up")
+        cache = Cache()
+        assert from_runtime(rt, cache).stale is None
+        held = cache.position[0]
+        time.sleep(0.3)  # far more than 5 changes: the journal started again
+        assert rt._journal is not held
+        assert len(rt._journal) <= 5 + 1
+        read = from_runtime(rt, cache)
+        assert read.stale is None  # read whole
+        assert set(read.backends) == {"a", "b", "c"}
+        assert all(read.backends[n].last_probe_at > 0 for n in read.backends)
+    finally:
+        rt.stop()

@@ -149,16 +149,7 @@ CHUNK = 500
 def items(inp: Inputs, memo: Memo | None = None) -> dict[str, Item]:
     """The whole document as key → item. With `memo`, items whose inputs did not change since
     the last call are the same objects as then (callers must not change items in place)."""
-    out: dict[str, Item] = {
-        "dep": {
-            "kind": "deployment",
-            "name": inp.deployment,
-            "version": inp.version,
-            "vpp": "connected" if inp.vpp_connected else "disconnected",
-            "vpp_version": inp.vpp_version,
-            "vpp_since": inp.vpp_since,
-        }
-    }
+    out: dict[str, Item] = {"dep": _deployment(inp)}
     if memo is None:
         memo = Memo()
     if memo.config is not inp.config:
@@ -205,6 +196,74 @@ def items(inp: Inputs, memo: Memo | None = None) -> dict[str, Item]:
     return out
 
 
+def _deployment(inp: Inputs) -> Item:
+    return {
+        "kind": "deployment",
+        "name": inp.deployment,
+        "version": inp.version,
+        "vpp": "connected" if inp.vpp_connected else "disconnected",
+        "vpp_version": inp.vpp_version,
+        "vpp_since": inp.vpp_since,
+    }
+
+
+def summary_items(inp: Inputs) -> dict[str, Item]:
+    """The document as a summary page (above the row limit) reads it, for a page view while
+    nothing keeps the whole one current: the deployment, the frontends and the rows that are
+    problems whole; the other rows only what their pool's summary line counts and what makes
+    a problem (`is_problem`). A whole build of 10,000 rows took the first page view of a
+    loaded daemon 0.7 s (B10); most of it formats rows that a summary page does not show."""
+    out: dict[str, Item] = {"dep": _deployment(inp)}
+    count = [0]
+    unknown = State.UNKNOWN.value
+    for fname in sorted(inp.config.frontends):
+        spec = inp.config.frontends[fname]
+        flive = inp.frontends.get(fname)
+        out[f"fe:{fname}"] = _frontend_item(inp, spec, flive, fname)
+        active = flive.active_pool if flive is not None else None
+        weights = flive.weights if flive is not None else {}
+        for index, pool in enumerate(spec.pools):
+            for bname, weight in pool.backends:
+                key = f"be:{fname}:{pool.name}:{bname}"
+                blive = inp.backends.get(bname)
+                entry = weights.get((pool.name, bname))
+                row: Item = {
+                    "kind": "backend",
+                    "frontend": fname,
+                    "pool": pool.name,
+                    "pool_active": index == active,
+                    "name": bname,
+                    "state": blive.state if blive is not None else unknown,
+                    "effective": entry[1] if entry is not None else 0,
+                    "drift": False,
+                }
+                if is_problem(row):
+                    b = inp.config.backends.get(bname)
+                    address = str(b.address) if b else ""
+                    row = _row(inp, spec, flive, fname, bname, key, pool.name, index, weight,
+                               address, {}, count)[1]  # fmt: skip
+                out[key] = row
+    return out
+
+
+def _frontend_item(inp: Inputs, spec: FrontendSpec, flive: Any, fname: str) -> Item:
+    active = flive.active_pool if flive is not None else None
+    return {
+        "kind": "frontend",
+        "name": fname,
+        "description": spec.description,
+        "vip": vip_text(spec),
+        "state": flive.state if flive is not None else State.UNKNOWN.value,
+        "active_pool": spec.pools[active].name if active is not None else None,
+        "src_ip_sticky": spec.src_ip_sticky,
+        "flush_on_down": spec.flush_on_down,
+        "pools": [p.name for p in spec.pools],
+        "packets": dict((inp.counters or {}).get(fname, {})) or None,
+        "rates": None,  # packets per second, set by the hub from two successive reads
+        "vpp_held": fname in inp.vpp_held,  # warmup: VPP is not written yet, by design
+    }
+
+
 def _frontend(
     inp: Inputs,
     spec: FrontendSpec,
@@ -215,23 +274,7 @@ def _frontend(
     count: list[int],
 ) -> _Built:
     """A frontend's items, its rows reused from `prev` where their own inputs held."""
-    active = flive.active_pool if flive is not None else None
-    fitems: dict[str, Item] = {
-        f"fe:{fname}": {
-            "kind": "frontend",
-            "name": fname,
-            "description": spec.description,
-            "vip": vip_text(spec),
-            "state": flive.state if flive is not None else State.UNKNOWN.value,
-            "active_pool": spec.pools[active].name if active is not None else None,
-            "src_ip_sticky": spec.src_ip_sticky,
-            "flush_on_down": spec.flush_on_down,
-            "pools": [p.name for p in spec.pools],
-            "packets": dict((inp.counters or {}).get(fname, {})) or None,
-            "rates": None,  # packets per second, set by the hub from two successive reads
-            "vpp_held": fname in inp.vpp_held,  # warmup: VPP is not written yet, by design
-        }
-    }
+    fitems: dict[str, Item] = {f"fe:{fname}": _frontend_item(inp, spec, flive, fname)}
     old = prev.rows if prev is not None else {}
     rows: dict[str, tuple[tuple[Any, ...], Item]] = {}
     where: dict[str, list[tuple[str, str, int, int, str]]] = {}

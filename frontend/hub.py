@@ -204,9 +204,12 @@ class Hub:
         deployment: str,
         build: Callable[[], document.Inputs] | None,
         remotes: tuple[Any, ...] = (),
+        read_whole: Callable[[], document.Inputs] | None = None,
     ) -> None:
         self.deployment = deployment
         self.build = build  # None: a dashboard-only process, the remote daemons alone
+        # The same inputs without the hub's cache (whose changes only the memo may consume).
+        self.read_whole = read_whole or build
         self.remotes = remotes  # other daemons (remote.Remote), read in their own threads
         for r in remotes:  # a remote's change refreshes the page at once, not at the next tick
             r.on_change = self.kick_threadsafe
@@ -242,13 +245,16 @@ class Hub:
             "items": self.doc,
         }
 
-    def document_now(self) -> dict[str, document.Item]:
+    def document_now(self, summary: bool = False) -> dict[str, document.Item]:
         """The document for a page view (any thread): the hub's own while it is fresh, else
-        one built with the hub's memo (unchanged rows are not built again either way)."""
+        one built with the hub's memo (unchanged rows are not built again either way), or for
+        a summary page (`summary`) one whose rows that are fine hold only what it counts."""
         if self.fresh():
             return dict(self.doc)
         new: dict[str, document.Item] = {}
-        if self.build is not None:
+        if self.build is not None and summary and self.read_whole is not None:
+            new = document.summary_items(self.read_whole())
+        elif self.build is not None:
             with self._building:
                 new = document.items(self.build(), self._memo)
         for r in self.remotes:
@@ -473,6 +479,10 @@ def hub_for(deployment: str) -> Hub:
         def read() -> document.Inputs:
             return inputs(deployment, None, cache)
 
+        def read_whole() -> document.Inputs:
+            return inputs(deployment, None)
+
         local = None if settings.MAGLEV_DASHBOARD_ONLY else read
-        hub = _hubs[deployment] = Hub(deployment, local, remote.from_settings())
+        whole = None if settings.MAGLEV_DASHBOARD_ONLY else read_whole
+        hub = _hubs[deployment] = Hub(deployment, local, remote.from_settings(), whole)
     return hub

@@ -18,6 +18,7 @@ from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_GET
 
 from grpcapi.cli.render import duration
+from health import live
 
 from . import actions, document, rows
 from . import hub as hubs
@@ -39,14 +40,24 @@ COLUMNS: list[tuple[str, str]] = [
 SORTABLE = {key for key, _ in COLUMNS}
 
 
-def merged() -> dict[str, document.Item]:
+def merged(summary: bool = False) -> dict[str, document.Item]:
     """This deployment's items (none in a dashboard-only process) and every remote daemon's,
-    as the hub has them (a build of 10,000 rows costs the probe loop of this process)."""
-    return hubs.hub_for(settings.MAGLEV_DEPLOYMENT).document_now()
+    as the hub has them (a build of 10,000 rows costs the probe loop of this process); for a
+    summary page, rows that are fine may hold only what it counts (Hub.document_now)."""
+    return hubs.hub_for(settings.MAGLEV_DEPLOYMENT).document_now(summary)
 
 
-def _document(request: HttpRequest) -> dict[str, document.Item]:
-    doc = merged()
+def _rows_configured() -> int:
+    """This deployment's backend rows by its config (a row per backend and pool), cheaply."""
+    rt = live.current()
+    config = getattr(rt, "config", None) if rt is not None else None
+    if config is None:
+        return 0
+    return sum(len(p.backends) for f in config.frontends.values() for p in f.pools)
+
+
+def _document(request: HttpRequest, summary: bool = False) -> dict[str, document.Item]:
+    doc = merged(summary)
     if request.GET.get("problems") in ("1", "yes", "true"):
         doc = document.problems_only(doc)
     text = request.GET.get("q", "").strip().lower()[:100]
@@ -112,17 +123,20 @@ def summary_text(states: list[str]) -> str:
 @require_GET
 def view(request: HttpRequest) -> HttpResponse:
     started = time.perf_counter()
-    doc = _document(request)
-    built = time.perf_counter()
     focus = request.GET.get("frontend", "").strip()[:200]
+    limit = settings.MAGLEV_VIEW_ROW_LIMIT
+    asked = request.GET.get("summary") in ("1", "yes", "true")
+    # A page that will be a summary by this deployment's own size needs only the rows it
+    # shows built whole (not with a text filter: it searches the probe texts too).
+    light = not focus and not request.GET.get("q") and (asked or _rows_configured() > limit)
+    doc = _document(request, light)
+    built = time.perf_counter()
     if focus:
         doc = _focus(doc, focus)
-    limit = settings.MAGLEV_VIEW_ROW_LIMIT
     total = sum(1 for v in doc.values() if v["kind"] == "backend")
     # Above the limit a page of every row is not what anyone reads (nor what a browser
     # renders in time: B10): each pool shows a summary line and its problem rows only.
     # ?summary=1 asks for the same at any size.
-    asked = request.GET.get("summary") in ("1", "yes", "true")
     summary = not focus and (total > limit or asked)
     room = limit  # problem rows the summary page still has room for
     now = time.time()

@@ -10,10 +10,12 @@ from frontend.document import (
     Memo,
     VppAs,
     changed,
+    is_problem,
     items,
     merge,
     probe_text,
     problems_only,
+    summary_items,
     why_zero,
 )
 from health.config import parse_config
@@ -231,3 +233,26 @@ def test_a_document_built_from_what_changed_is_the_document_built_from_nothing(s
         backends[name] = live(name, state, last_probe_at=at)
         step = inputs(backends=dict(backends), stale=frozenset({name}))
         assert items(step, memo) == items(step)
+
+
+@given(
+    st.dictionaries(
+        st.sampled_from(["a", "b", "c"]), st.sampled_from(["up", "down", "paused", "unknown"])
+    )
+)
+def test_a_summary_document_has_every_item_and_its_problem_rows_whole(states):
+    """The light document of a summary page's first view: the same keys in the same order,
+    the same frontends, problem rows as the whole build makes them, and of the other rows
+    what a summary line counts and what decides a problem."""
+    backends = dict(inputs().backends)
+    for name, state in states.items():
+        backends[name] = live(name, state)
+    inp = inputs(backends=backends)
+    whole, light = items(inp), summary_items(inp)
+    assert list(light) == list(whole)
+    for key, item in whole.items():
+        if item["kind"] != "backend" or is_problem(item):
+            assert light[key] == item, key
+        else:
+            assert not is_problem(light[key])
+            assert {f: item[f] for f in light[key]} == light[key], key

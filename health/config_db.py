@@ -9,11 +9,12 @@ is kept; objects that left the file are deleted with their state.
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
-from django.db import transaction
+from django.db import connection, models, transaction
 from django.utils import timezone
 
 from .config.dump import config_to_dict
@@ -140,6 +141,26 @@ def _norm(value: Any) -> Any:
     return value
 
 
+def _update_rows(model: type[models.Model], fields: list[str], rows: list[tuple[Any, ...]]) -> None:
+    """Write `fields` of existing rows, each given as (value, ..., primary key), with one
+    parametrised UPDATE run by executemany. Django's bulk_update builds a CASE/WHEN tree per
+    row and field: for the 100 backends of a 1% reload that cost more than reading all 10,000."""
+    if not rows:
+        return
+    meta = model._meta
+    columns = [meta.get_field(f) for f in fields]
+    qn = connection.ops.quote_name
+    sets = ", ".join(f"{qn(f.column)} = %s" for f in columns)
+    sql = f"UPDATE {qn(meta.db_table)} SET {sets} WHERE {qn(meta.pk.column)} = %s"
+    params = [
+        [f.get_db_prep_save(v, connection) for f, v in zip(columns, row[:-1], strict=True)]
+        + [row[-1]]
+        for row in rows
+    ]
+    with connection.cursor() as cursor:
+        cursor.executemany(sql, params)
+
+
 def _apply(obj: Any, fields: dict[str, Any]) -> list[str]:
     """Set `fields` on `obj`; the names of those that changed."""
     changed = []
@@ -237,11 +258,10 @@ def _sync_backends(
             new.append(Backend(deployment=dep, name=name, address=address, healthcheck_id=hc_id))
             summary.note("created", "backend", name)
         elif (row[1], row[2]) != (address, hc_id):
-            changed.append(Backend(pk=row[0], address=address, healthcheck_id=hc_id))
+            changed.append((address, hc_id, row[0]))
             summary.note("updated", "backend", name)
     Backend.objects.bulk_create(new)
-    if changed:
-        Backend.objects.bulk_update(changed, ["address", "healthcheck_id"])
+    _update_rows(Backend, ["address", "healthcheck_id"], changed)
     ids = {name: row[0] for name, row in existing.items()}
     if new:
         fresh = dict(dep.backends.filter(name__in=[b.name for b in new]).values_list("name", "pk"))
@@ -283,15 +303,19 @@ def _sync_frontends(
 MemberRow = tuple[int, str, int, int, int | None]
 
 
-def members_by_pool(dep: Deployment) -> dict[int, list[MemberRow]]:
-    """Every pool member of the deployment by pool id, in position order, in one joined query
-    read as tuples. (Not prefetch_related: on SQLite, Django 5.2 prefetches the backends with
-    one `id = ? OR` term per backend, which SQLite refuses past about a thousand.)"""
+def members_by_pool(
+    dep: Deployment, frontends: Iterable[int] | None = None
+) -> dict[int, list[MemberRow]]:
+    """Every pool member of the deployment (or of the `frontends` with those ids) by pool id,
+    in position order, in one joined query read as tuples. (Not prefetch_related: on SQLite,
+    Django 5.2 prefetches the backends with one `id = ? OR` term per backend, which SQLite
+    refuses past about a thousand.)"""
     by_pool: dict[int, list[MemberRow]] = {}
-    rows = (
-        PoolMember.objects.filter(pool__frontend__deployment=dep)
-        .order_by("position", "pk")
-        .values_list("pool_id", "pk", "backend__name", "position", "weight", "weight_override")
+    rows = PoolMember.objects.filter(pool__frontend__deployment=dep)
+    if frontends is not None:
+        rows = rows.filter(pool__frontend_id__in=list(frontends))
+    rows = rows.order_by("position", "pk").values_list(
+        "pool_id", "pk", "backend__name", "position", "weight", "weight_override"
     )
     for pool_id, *row in rows:
         by_pool.setdefault(pool_id, []).append(tuple(row))  # type: ignore[arg-type]
@@ -338,7 +362,8 @@ def _sync_members(
 ) -> bool:
     current = {name: (pk, position, weight) for pk, name, position, weight, _ in members}
     changed = False
-    stale = [row[0] for name, row in current.items() if spec.weight_of(name) is None]
+    wanted = {name for name, _ in spec.backends}  # not weight_of: a scan per member
+    stale = [row[0] for name, row in current.items() if name not in wanted]
     if stale:
         PoolMember.objects.filter(pk__in=stale).delete()
         changed = True
@@ -350,10 +375,9 @@ def _sync_members(
                 PoolMember(pool=pool, backend_id=backends[name], position=pos, weight=weight)
             )
         elif (row[1], row[2]) != (pos, weight):
-            updated.append(PoolMember(pk=row[0], position=pos, weight=weight))
+            updated.append((pos, weight, row[0]))
     PoolMember.objects.bulk_create(new)
-    if updated:
-        PoolMember.objects.bulk_update(updated, ["position", "weight"])
+    _update_rows(PoolMember, ["position", "weight"], updated)
     return changed or bool(new or updated)
 
 
@@ -386,19 +410,21 @@ def healthcheck_spec(h: Healthcheck) -> HealthcheckSpec:
     )
 
 
-def config_from_db(dep: Deployment, *, with_overrides: bool = False) -> Config:
-    """The deployment's config as a Config; `with_overrides` applies operators' weight changes."""
-    hcs = {h.name: healthcheck_spec(h) for h in dep.healthchecks.all()}
-    backends = {
-        name: BackendSpec(name=name, address=ipaddress.ip_address(address), healthcheck=hc)
-        for name, address, hc in dep.backends.values_list("name", "address", "healthcheck__name")
-    }
-    frontends = {}
-    members = members_by_pool(dep)
+def _frontend_specs(
+    dep: Deployment, names: list[str] | None, with_overrides: bool
+) -> dict[str, FrontendSpec]:
+    """The specs of `dep`'s frontends (only those named, given `names`), in its order."""
+    rows = list(dep.frontends.all() if names is None else dep.frontends.filter(name__in=names))
+    ids = None if names is None else [f.pk for f in rows]
+    members = members_by_pool(dep, ids)
     by_frontend: dict[int, list[Pool]] = {}
-    for p in Pool.objects.filter(frontend__deployment=dep).order_by("position"):
+    pools = Pool.objects.filter(frontend__deployment=dep)
+    if ids is not None:
+        pools = pools.filter(frontend_id__in=ids)
+    for p in pools.order_by("position"):
         by_frontend.setdefault(p.frontend_id, []).append(p)
-    for f in dep.frontends.all():
+    out: dict[str, FrontendSpec] = {}
+    for f in rows:
         specs = []
         for p in by_frontend.get(f.pk, []):
             specs.append(
@@ -410,7 +436,7 @@ def config_from_db(dep: Deployment, *, with_overrides: bool = False) -> Config:
                     ),
                 )
             )
-        frontends[f.name] = FrontendSpec(
+        out[f.name] = FrontendSpec(
             name=f.name,
             address=ipaddress.ip_network(f"{f.address}/{f.prefix_length}"),
             protocol=Protocol(f.protocol),
@@ -420,10 +446,22 @@ def config_from_db(dep: Deployment, *, with_overrides: bool = False) -> Config:
             flush_on_down=f.flush_on_down,
             pools=tuple(specs),
         )
-    return Config(
-        transition_history=dep.transition_history,
-        netns=dep.probe_netns or None,
-        lb=LbConf(
+    return out
+
+
+def _backend_specs(rows: models.QuerySet[Backend]) -> dict[str, BackendSpec]:
+    return {
+        name: BackendSpec(name=name, address=ipaddress.ip_address(address), healthcheck=hc)
+        for name, address, hc in rows.values_list("name", "address", "healthcheck__name")
+    }
+
+
+def _settings(dep: Deployment) -> dict[str, Any]:
+    """The Config fields that live on the deployment's own row."""
+    return {
+        "transition_history": dep.transition_history,
+        "netns": dep.probe_netns or None,
+        "lb": LbConf(
             ipv4_src_address=ipaddress.IPv4Address(dep.ipv4_src_address)
             if dep.ipv4_src_address
             else None,
@@ -434,10 +472,94 @@ def config_from_db(dep: Deployment, *, with_overrides: bool = False) -> Config:
             startup_min_delay=dep.startup_min_delay,
             startup_max_delay=dep.startup_max_delay,
         ),
-        healthchecks=hcs,
-        backends=backends,
-        frontends=frontends,
+    }
+
+
+def config_from_db(dep: Deployment, *, with_overrides: bool = False) -> Config:
+    """The deployment's config as a Config; `with_overrides` applies operators' weight changes."""
+    return Config(
+        **_settings(dep),
+        healthchecks={h.name: healthcheck_spec(h) for h in dep.healthchecks.all()},
+        backends=_backend_specs(dep.backends.all()),
+        frontends=_frontend_specs(dep, None, with_overrides),
     )
+
+
+# Past this many changed objects, refresh_config reads everything again (as fast by then, and
+# the `name IN (...)` lists stay under old SQLite builds' limit of 999 parameters).
+REFRESH_MAX: int = 500
+
+T = TypeVar("T")
+
+
+class _Unexpected(Exception):
+    """The database holds an object that neither `base` nor the named changes account for."""
+
+
+def _refreshed(
+    base: dict[str, T],
+    names: set[str],
+    read: Callable[[list[str]], dict[str, T]],
+    order: Callable[[], list[str]],
+) -> dict[str, T]:
+    """`base` with the objects `names` read again: changed ones replaced in place, gone ones
+    dropped, new ones in the place the database's ordering gives them."""
+    if not names:
+        return dict(base)
+    fresh = read(sorted(names))
+    if fresh.keys() <= base.keys():  # nothing new: the database's order is base's
+        return {n: fresh.get(n, s) for n, s in base.items() if n not in names or n in fresh}
+    out: dict[str, T] = {}
+    for n in order():
+        spec = fresh.get(n) if n in names else base.get(n)
+        if spec is None:
+            raise _Unexpected(n)
+        out[n] = spec
+    return out
+
+
+def refresh_config(
+    dep: Deployment, base: Config, changes: Mapping[str, Mapping[str, list[str]]]
+) -> Config:
+    """What `config_from_db(dep)` returns, given `base`, what it returned before, and
+    `changes`, what changed since by kind and name (an ImportSummary's `as_dict()`): only the
+    named objects are read again and every other spec is reused, so a reload that changed 1%
+    of 10,000 backends reads about 100 rows, not 20,000. Falls back to config_from_db for a
+    large change, or when the database does not match what base and the changes say."""
+    dirty: dict[str, set[str]] = {"healthcheck": set(), "backend": set(), "frontend": set()}
+    for what in ("created", "updated", "deleted"):
+        for kind, names in changes.get(what, {}).items():
+            if kind in dirty:
+                dirty[kind].update(names)
+    if sum(len(names) for names in dirty.values()) > REFRESH_MAX:
+        return config_from_db(dep)
+    try:
+        hcs = _refreshed(
+            base.healthchecks,
+            dirty["healthcheck"],
+            lambda names: {
+                h.name: healthcheck_spec(h) for h in dep.healthchecks.filter(name__in=names)
+            },
+            lambda: list(dep.healthchecks.values_list("name", flat=True)),
+        )
+        backends = _refreshed(
+            base.backends,
+            dirty["backend"],
+            lambda names: _backend_specs(dep.backends.filter(name__in=names)),
+            lambda: list(dep.backends.values_list("name", flat=True)),
+        )
+        frontends = _refreshed(
+            base.frontends,
+            dirty["frontend"],
+            lambda names: _frontend_specs(dep, names, False),
+            lambda: list(dep.frontends.values_list("name", flat=True)),
+        )
+    except _Unexpected:
+        return config_from_db(dep)
+    # A cheap check that nothing was created or deleted behind the changes' back.
+    if dep.backends.count() != len(backends) or dep.frontends.count() != len(frontends):
+        return config_from_db(dep)
+    return Config(**_settings(dep), healthchecks=hcs, backends=backends, frontends=frontends)
 
 
 def stored_config_text(dep: Deployment) -> str:

@@ -144,8 +144,9 @@ def import_config_text(
     """Validate and import maglev.yaml text declaratively; a bad file changes nothing."""
     dep = Deployment.objects.filter(name=deployment).first()
     with _audit(actor, action, config_file or "(text)", dep) as detail, gc_paused():
-        config = parse_config(text)
-        dep, summary = import_config(config, deployment, config_file=config_file)
+        # The parsed config goes as soon as it is imported, before collections resume: the
+        # database is the truth from here on, and the first collection would walk all of it.
+        dep, summary = import_config(parse_config(text), deployment, config_file=config_file)
         detail["summary"] = summary.as_dict()
     log.info(
         "config imported",

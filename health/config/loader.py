@@ -33,8 +33,6 @@ from .spec import (
     Protocol,
 )
 
-_constructor = yaml.constructor.SafeConstructor()
-
 _PARAMS: dict[CheckType, frozenset[str]] = {
     CheckType.HTTP: frozenset({"method", "path", "host", "expect-status", "expect-body"}),
     CheckType.HTTPS: frozenset(
@@ -85,6 +83,10 @@ class _Reader:
     def __init__(self) -> None:
         self.issues: list[ConfigIssue] = []
         self.omitted = 0  # issues past MAX_ISSUES: counted, not kept
+        # One constructor per parse: construct_object caches every node it has seen (for
+        # aliases, which are refused), so a shared one kept each parse's nodes alive forever.
+        self._constructor = yaml.constructor.SafeConstructor()
+        self._scalars = self._constructor.yaml_constructors
 
     def error(self, path: str, node: yaml.Node | None, message: str) -> None:
         if len(self.issues) >= MAX_ISSUES:
@@ -124,7 +126,10 @@ class _Reader:
         if not isinstance(node, yaml.ScalarNode):
             self.error(path, node, f"must be a single value, not {_kind(node)}")
             raise _Invalid
-        return _constructor.construct_object(node)
+        construct = self._scalars.get(node.tag)
+        if construct is None:  # PyYAML's own lookup (multi-constructors, undefined tags)
+            return self._constructor.construct_object(node)
+        return construct(self._constructor, node)
 
     def value(self, node: yaml.Node, path: str, convert: Callable[[Any], T]) -> T:
         raw = self.scalar(node, path)

@@ -7,6 +7,7 @@ Used by the embedded `maglevd` and by the Celery worker bootstep alike.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,7 +18,7 @@ from health import hooks, live
 from health.checker.states import State
 from health.config import gc_paused
 from health.config.spec import Config
-from health.config_db import config_from_db
+from health.config_db import config_from_db, refresh_config
 from health.models import BackendState, Deployment, PoolMember, Transition
 from health.signals import Signal
 
@@ -66,6 +67,15 @@ def load_overrides(dep: Deployment) -> dict[str, dict[tuple[str, str], int]]:
     for frontend, pool, backend, weight in rows:
         out.setdefault(frontend, {})[(pool, backend)] = weight
     return out
+
+
+def _backends_in(summary: dict[str, Any]) -> set[str]:
+    """The backends an ImportSummary's `as_dict()` names, whatever happened to them."""
+    return {
+        name
+        for what in ("created", "updated", "deleted")
+        for name in summary.get(what, {}).get("backend", ())
+    }
 
 
 @dataclass
@@ -127,6 +137,10 @@ def host_runtime(
         )
 
     runtime.transitioned.connect(on_transition)
+    reading = threading.Lock()
+    # The first change after start reads everything: one committed between the first read
+    # above and the subscription below would otherwise never be read.
+    read_all = [True]
 
     def on_change(change: hooks.Change) -> None:
         if change.deployment != deployment:
@@ -140,15 +154,29 @@ def host_runtime(
             d = change.data
             runtime.set_override(d["frontend"], d["pool"], d["backend"], d["weight"], d["flush"])
         elif change.kind == "config":
-            # Runs on the importing thread, which may use the ORM; the loop never does.
-            current = Deployment.objects.get(name=deployment)
-            persister.forget(set(runtime.config.backends))
-            with gc_paused():  # 10,000 backends: see gc_paused
-                hosted.full_config = config_from_db(current)
-            if hosted.on_config:
-                hosted.on_config.emit(hosted.full_config)
-            else:
-                runtime.apply_config(hosted.full_config)
+            # Runs on the importing thread, which may use the ORM; the loop never does. One
+            # change at a time: each builds on the config the one before it read.
+            with reading:
+                current = Deployment.objects.get(name=deployment)
+                summary = None if read_all[0] else change.data.get("summary")
+                read_all[0] = False
+                # Only backends an import created, changed or deleted can have new ids; keeping
+                # the others vouched spares the next confirm pass rewriting every state row.
+                persister.forget(
+                    set(runtime.config.backends) if summary is None else _backends_in(summary)
+                )
+                with gc_paused():  # 10,000 backends: see gc_paused
+                    # With what changed (this process's import or admin edit), only that is
+                    # read again; a change from elsewhere says nothing: read it all.
+                    hosted.full_config = (
+                        config_from_db(current)
+                        if summary is None
+                        else refresh_config(current, hosted.full_config, summary)
+                    )
+                if hosted.on_config:
+                    hosted.on_config.emit(hosted.full_config)
+                else:
+                    runtime.apply_config(hosted.full_config)
 
     hosted = HostedRuntime(runtime, persister, full)
     hosted.undo.append(hooks.subscribe(on_change))

@@ -159,3 +159,84 @@ def test_a_large_config_reimports_and_exports(django_db_setup):
     assert config == parse_config(_big_config(1500, {3, 700}, {5: 7}))
     assert config.backends["b700"].healthcheck == "b"
     assert dict(config.frontends["f0"].pools[0].backends)["b5"] == 7
+
+
+def _import(text: str) -> dict:
+    return services.import_config_text(text, "default", ACTOR).as_dict()
+
+
+def test_refresh_config_reads_only_what_changed_and_matches_a_full_read():
+    from health.config_db import refresh_config
+
+    text = _big_config(1000, set(), {})
+    _import(text)
+    dep = Deployment.objects.get(name="default")
+    base = config_from_db(dep)
+    big = _big_config(1000, {3}, {})
+    steps = [  # (the file, what its import must report, for the test to cover it)
+        (_big_config(1000, {3, 700}, {5: 7}), ("updated", "backend", "b700")),
+        # b1000 sorts between b100 and b101: a new name takes the database's order.
+        (
+            big.replace("    b999:", "    b1000: { address: 10.9.9.9, healthcheck: a }\n    b999:"),
+            ("created", "backend", "b1000"),
+        ),
+        (
+            big.replace("    b42: { address: 10.0.0.43, healthcheck: a }\n", "").replace(
+                "b42: { weight: 100 }, ", ""
+            ),
+            ("deleted", "backend", "b42"),
+        ),
+        (big.replace("port: 81", "port: 82"), ("updated", "healthcheck", "b")),
+        (big.replace("    f1:", "    f1b:"), ("created", "frontend", "f1b")),
+    ]
+    for step, (what, kind, name) in steps:
+        summary = _import(step)
+        assert name in summary[what][kind]
+        dep = Deployment.objects.get(name="default")
+        refreshed = refresh_config(dep, base, summary)
+        full = config_from_db(dep)
+        assert refreshed == full
+        for attr in ("healthchecks", "backends", "frontends"):
+            assert list(getattr(refreshed, attr)) == list(getattr(full, attr))
+        changed = {n for by_kind in summary.values() for n in by_kind.get("backend", [])}
+        kept = [n for n in refreshed.backends if n in base.backends and n not in changed]
+        # Every backend the import did not touch is the very spec object of before.
+        assert len(kept) >= 990
+        assert all(refreshed.backends[n] is base.backends[n] for n in kept)
+        base = refreshed
+
+
+def test_refresh_config_reads_everything_when_the_changes_do_not_add_up():
+    from health.config_db import refresh_config
+
+    _import(_big_config(500, set(), {}))
+    dep = Deployment.objects.get(name="default")
+    base = config_from_db(dep)
+    _import(
+        _big_config(500, {7}, {}).replace(
+            "    b499:", "    b500: { address: 10.9.9.9, healthcheck: a }\n    b499:"
+        )
+    )
+    # A change that named nothing (another process's): the new backend is found all the same.
+    refreshed = refresh_config(dep, base, {"created": {}, "updated": {}, "deleted": {}})
+    assert refreshed == config_from_db(dep)
+    assert refreshed.backends["b7"].healthcheck == "b"
+
+
+def test_an_import_updates_only_the_changed_rows_in_place():
+    _import(_big_config(500, set(), {}))
+    ids = dict(Backend.objects.values_list("name", "pk"))
+    members = dict(PoolMember.objects.values_list("backend__name", "pk"))
+    moved = _big_config(500, {1, 2}, {3: 9}).replace("10.0.0.5,", "10.200.0.1,")
+    summary = _import(moved)
+    assert summary["updated"] == {"backend": ["b1", "b2", "b4"], "frontend": ["f0"]}
+    assert dict(Backend.objects.values_list("name", "pk")) == ids
+    assert dict(PoolMember.objects.values_list("backend__name", "pk")) == members
+    rows = {
+        n: (a, h) for n, a, h in Backend.objects.values_list("name", "address", "healthcheck__name")
+    }
+    assert rows["b1"] == ("10.0.0.2", "b")
+    assert rows["b4"] == ("10.200.0.1", "a")
+    assert rows["b5"] == ("10.0.0.6", "a")
+    assert PoolMember.objects.get(backend__name="b3").weight == 9
+    assert config_from_db(Deployment.objects.get(name="default")) == parse_config(moved)

@@ -164,3 +164,39 @@ def test_the_persister_confirms_every_probed_row_and_a_takeover_trusts_it(hosted
     # Neither confirmed nor probed lately: start unknown, as after a restart.
     rows.update(confirmed_at=old)
     assert all(r.health is None for r in restored_for_takeover("d", names).values())
+
+
+def test_a_reload_reads_back_only_what_changed(hosted):
+    from health.config_db import config_from_db
+    from health.models import Deployment
+
+    rt = hosted.runtime
+    wait_for(lambda: all(b.state == "up" for b in rt.backends().values()))
+    assert wait_flushed(hosted.persister)
+    # The first change after start reads everything (one committed before the host listened
+    # would be missed otherwise): the specs are new objects.
+    first = hosted.full_config
+    services.reload_config("d", ACTOR)
+    assert hosted.full_config == first
+    assert hosted.full_config.backends["a"] is not first.backends["a"]
+    hosted.persister._confirmed = 0.0  # a confirmation round: every probed row is vouched for
+    assert hosted.persister.flush()
+    before = hosted.full_config
+    text = hosted.path.read_text().replace("192.0.2.3", "192.0.2.9")
+    hosted.path.write_text(
+        text.replace("    c: {", "    d: { address: 192.0.2.4, healthcheck: fast }\n    c: {")
+    )
+    services.reload_config("d", ACTOR)
+    # Only the backends the import touched are forgotten by the persister: the others stay
+    # vouched for, and the next confirmation round does not rewrite their rows.
+    assert {"a", "b"} <= hosted.persister._vouched
+    after = hosted.full_config
+    full = config_from_db(Deployment.objects.get(name="d"))
+    assert after == full
+    assert list(after.backends) == list(full.backends) == ["a", "b", "c", "d"]
+    # The unchanged backends' specs are reused, not read again.
+    assert after.backends["a"] is before.backends["a"]
+    assert after.backends["b"] is before.backends["b"]
+    assert str(after.backends["c"].address) == "192.0.2.9"
+    wait_for(lambda: "d" in rt.backends() and rt.backends()["c"].state == "up")
+    assert rt.config is after

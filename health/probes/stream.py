@@ -180,7 +180,7 @@ class StreamCheck:
     def _on_event(self, events: int) -> None:
         try:
             if self.phase == CONNECT:
-                self._on_connect()
+                self._on_connect(events)
                 return
             if events & OUT and self._out:
                 self._on_writable()
@@ -193,10 +193,14 @@ class StreamCheck:
 
     # -- connect ------------------------------------------------------------------------------
 
-    def _on_connect(self) -> None:
-        err = self.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+    def _on_connect(self, events: int) -> None:
+        # A failed connect always reports EPOLLERR (the socket's error is set): only then is
+        # its error worth a system call; writable without it is connected.
+        err = self.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) if events & ERR else 0
         if err:
             self.fail(L4CON, os.strerror(err))
+        elif events & ERR:
+            self.fail(L4CON, "connection failed")
         else:
             self._established()
 

@@ -11,7 +11,7 @@ import os
 import socket
 from typing import Final
 
-from health.probes.poller import Poller
+from health.probes.poller import ERR, Poller
 from health.probes.result import L4CON, L4OK, L7OK, L7RSP
 from health.probes.stream import Done, StreamCheck
 
@@ -86,11 +86,11 @@ class ConnectCheck(StreamCheck):
     __slots__ = ()
 
     def _on_event(self, events: int) -> None:
-        err = self.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
-        if err:
-            self.fail(L4CON, os.strerror(err))
-        else:
+        if not events & ERR:  # writable and no error: connected (see StreamCheck._on_connect)
             self.succeed(L4OK, "connected")
+            return
+        err = self.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+        self.fail(L4CON, os.strerror(err) if err else "connection failed")
 
     def connected(self) -> None:
         self.succeed(L4OK, "connected")

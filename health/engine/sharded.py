@@ -24,7 +24,7 @@ from .host import FRESH_HEALTH as FRESH_HEALTH  # re-exported: it was defined he
 from .host import HostedRuntime, host_runtime, load_restored
 from .lease import RENEW_EVERY, ShardLeases
 from .runtime import Restored
-from .shards import shards_of, sub_config
+from .shards import Shard, shards_of, sub_config
 
 log = logging.getLogger("maglev.shards")
 
@@ -42,6 +42,7 @@ class ShardedRuntime:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._config_dirty = threading.Event()
+        self._shards: tuple[Config, dict[str, Shard]] | None = None  # the config's, as split
 
     def start(self) -> ShardedRuntime:
         self.hosted = host_runtime(self.deployment, owned_only=True, **self._runtime_kwargs)
@@ -74,7 +75,11 @@ class ShardedRuntime:
         assert self.hosted is not None
         assert self.full is not None
         full = self.full
-        shards = shards_of(full)
+        # The shards change only with the config: splitting 10,000 backends every round held
+        # the GIL for tens of ms each time, and the probe loop of this worker with it (B2s).
+        if self._shards is None or self._shards[0] is not full:
+            self._shards = (full, shards_of(full))
+        shards = self._shards[1]
         owned = self.leases.round(shards)
         if owned == self.owned and not self._config_dirty.is_set():
             return

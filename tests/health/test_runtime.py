@@ -188,3 +188,23 @@ def test_probes_are_spread_not_fired_on_one_tick():
         rt.stop()
     first200 = sorted(firsts)[:200]
     assert first200[-1] - first200[0] > 0.5  # spread over most of the 1 s interval
+
+
+def test_full_collections_are_made_rarer_never_more_frequent_and_off_stays_off():
+    import gc
+
+    from health.engine.runtime import FULL_GC_AFTER, slow_full_collections
+
+    saved = gc.get_threshold()
+    try:
+        gc.set_threshold(700, 10, 10)
+        slow_full_collections()
+        assert gc.get_threshold() == (700, 10, FULL_GC_AFTER)
+        gc.set_threshold(700, 10, 500)  # someone asked for rarer still: kept
+        slow_full_collections()
+        assert gc.get_threshold() == (700, 10, 500)
+        gc.set_threshold(0, 10, 10)  # collection off: left off
+        slow_full_collections()
+        assert gc.get_threshold() == (0, 10, 10)
+    finally:
+        gc.set_threshold(*saved)

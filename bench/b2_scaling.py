@@ -110,6 +110,7 @@ def step(
         owners = cluster.owners()
         time.sleep(0.5)  # the last samples of the window reach the files
         lags = cluster.lags(t0 + 0.25, t1 + 0.25)
+        pauses = cluster.gc_pauses(t0, t1)
     finally:
         cluster.stop_workers()
     dt = window["seconds"]
@@ -128,6 +129,8 @@ def step(
         "clock_cores": window["clock_cores"],
         "shards": sorted(owners.values()),
         "ready_s": up_after,
+        "gc_pauses": len(pauses),
+        "gc_max": max(pauses, default=0.0),
     }
     res["ok"] = res["achieved"] >= RATE_MIN * res["planned"] and res["lag_p99"] <= LAG_P99
     cores = "+".join(f"{c:.2f}" for c in res["cores"])
@@ -137,7 +140,9 @@ def step(
         f"{res['lag_p99'] * 1000:.1f} ms ({res['lag_n']} samples; SYN gaps - interval p99 "
         f"{res['gap_p99'] * 1000:.0f} ms, jittered), {cores} cores (clock "
         f"{res['clock_cores']:.2f}), "
-        f"shards {res['shards']}, ready after {up_after:.0f}s, {res['drops']:.0f} drops  "
+        f"shards {res['shards']}, ready after {up_after:.0f}s, {res['drops']:.0f} drops, "
+        f"GC pauses >= 5 ms in the window {res['gc_pauses']} (longest "
+        f"{res['gc_max'] * 1000:.0f} ms)  "
         f"{'ok' if res['ok'] else 'SLIP'}"
     )
     return res

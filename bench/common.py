@@ -1022,6 +1022,17 @@ def export():
         with open(path, "a") as f:
             f.write("".join(f"{now:.3f} {s:.6f}\n" for s in samples))
 threading.Thread(target=export, name="bench-lag", daemon=True).start()
+import gc
+gc_started = [0.0]
+def gc_timed(phase, info):  # every collection of 5 ms or more, as it ends: "time gen seconds"
+    if phase == "start":
+        gc_started[0] = time.perf_counter()
+        return
+    took = time.perf_counter() - gc_started[0]
+    if took >= 0.005:
+        with open(os.environ["MAGLEV_BENCH_GC_FILE"], "a") as f:
+            f.write(f"{time.monotonic():.3f} {info['generation']} {took:.4f}\n")
+gc.callbacks.append(gc_timed)
 from celery.__main__ import main
 sys.argv[0] = "celery"
 main()
@@ -1083,7 +1094,11 @@ class Cluster:
         name = f"w{len(self.workers) + 1}"
         proc = Proc(f"worker-{name}")
         jitter = "-" if self.jitter is None else str(self.jitter)
-        env = dict(self.env, MAGLEV_BENCH_LAG_FILE=str(proc.dir / "lag"))
+        env = dict(
+            self.env,
+            MAGLEV_BENCH_LAG_FILE=str(proc.dir / "lag"),
+            MAGLEV_BENCH_GC_FILE=str(proc.dir / "gc"),
+        )
         proc.start(
             [sys.executable, "-c", _WORKER, jitter, "-A", "maglev_site", "worker", "-P",
              "threads", "-c", "2", "-n", f"{name}@%h", "--without-gossip", "--without-mingle",
@@ -1097,6 +1112,19 @@ class Cluster:
 
     def log(self, proc: Proc) -> str:
         return (proc.dir / "stdout.log").read_text(errors="replace")
+
+    def gc_pauses(self, since: float, until: float) -> list[float]:
+        """Every worker's garbage collections of 5 ms or more (seconds) that ended between two
+        monotonic times: each holds the GIL, and the probe loop with it."""
+        out: list[float] = []
+        for w in self.workers:
+            path = w.dir / "gc"
+            if path.exists():
+                for line in path.read_text().splitlines():
+                    at, _gen, took = line.split()
+                    if since <= float(at) <= until:
+                        out.append(float(took))
+        return out
 
     def lags(self, since: float, until: float) -> list[float]:
         """Every worker's scheduling-lag samples (seconds) taken between two monotonic times."""

@@ -335,9 +335,15 @@ class Runtime:
         old = self.config
         self.config = config
         known = set(self._runners)  # a restart's restored backends are not newcomers
+        # `is` first: a reload reuses the spec objects of what it did not change
+        # (config_db.refresh_config), and comparing 10,000 equal specs field by field took
+        # the probe loop's thread most of an apply.
         changed_frontends = {
-            n for n, f in config.frontends.items() if old.frontends.get(n) != f
+            n
+            for n, f in config.frontends.items()
+            if (was := old.frontends.get(n)) is not f and was != f
         } | (set(old.frontends) - set(config.frontends))
+        history = config.transition_history != old.transition_history
         removed = [n for n in self._runners if n not in config.backends]
         for name in removed:
             r = self._runners.pop(name)
@@ -351,8 +357,13 @@ class Runtime:
         for name, spec in config.backends.items():
             r = self._runners.get(name)
             check = config.healthchecks[spec.healthcheck]
-            if r is not None and r.spec == spec and r.check == check:
-                r.history = deque(r.history, config.transition_history)
+            if (
+                r is not None
+                and (r.spec is spec or r.spec == spec)
+                and (r.check is check or r.check == check)
+            ):
+                if history:
+                    r.history = deque(r.history, config.transition_history)
                 if config.netns != old.netns:
                     self._prepare(r)  # the next probe goes out in the new namespace
                 continue

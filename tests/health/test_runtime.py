@@ -157,6 +157,26 @@ def test_reload_keeps_unchanged_backends_and_removes_others(rt):
     assert rt.backends()["b"].transitions[1]["to"] == "unknown"  # address changed: restarted
 
 
+def test_a_reload_that_changes_the_history_length_applies_it_to_unchanged_backends(rt):
+    wait_for(lambda: set(states(rt).values()) == {"up"})
+    rt.call_wait(lambda: rt._apply_intent("a", "pause", False, "pause by test"))
+    rt.call_wait(lambda: rt._apply_intent("a", "resume", False, "resume by test"))
+    assert len(rt.backends()["a"].transitions) >= 3
+    shorter = parse_config(
+        CONFIG.replace("maglev:\n", "maglev:\n  healthchecker: { transition-history: 1 }\n", 1)
+    )
+    assert shorter.transition_history == 1
+    rt.apply_config(shorter)
+    wait_for(lambda: all(len(b.transitions) == 1 for b in rt.backends().values()))
+    assert rt.backends()["b"].state == "up"  # kept, not restarted
+    again = parse_config(
+        CONFIG.replace("maglev:\n", "maglev:\n  healthchecker: { transition-history: 1 }\n", 1)
+    )
+    rt.apply_config(again)  # the same length: nothing to rebuild, still bounded
+    rt.call_wait(lambda: None)
+    assert all(r.history.maxlen == 1 for r in rt._runners.values())
+
+
 def test_restored_intent_survives_a_restart():
     script = Script()
     rt = Runtime("d", parse_config(CONFIG), prober=script, restored={"a": Restored(disabled=True)})

@@ -142,29 +142,15 @@ def _serve_http_once(listener: socket.socket) -> None:
         conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
 
 
-@pytest.mark.parametrize("kind", ["tcp", "http"])
-def test_a_reply_that_came_while_the_loop_was_held_up_is_not_a_timeout(loop, kind):
-    """uvloop runs due timers before it polls: after the loop was held up past a probe's
-    timeout (the GIL, a starved process), the reply that arrived meanwhile must win."""
-
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(8)
-    port = listener.getsockname()[1]
-    if kind == "http":
-        server = threading.Thread(target=_serve_http_once, args=(listener,), daemon=True)
-        server.start()
-    spec = HealthcheckSpec(
-        kind, CheckType.TCP if kind == "tcp" else CheckType.HTTP, port=port, timeout=0.2
-    )
+def _probe_with_the_loop_held_up(loop, spec: HealthcheckSpec) -> list:
+    """Start one probe, then hold the loop 0.6 s (past the 0.2 s timeout) before it can look
+    at the probe's socket again; the results it reported."""
     prober = Prober(spec, "127.0.0.1")
-    results = []
+    results: list = []
 
     def begin() -> None:
         prober.start(poller_for(loop), lambda r: (results.append(r), loop.stop()))
-        # Hold the loop past the timeout: the kernel completes the handshake (and the
-        # server thread answers) meanwhile.
-        time.sleep(0.6)
+        time.sleep(0.6)  # meanwhile the kernel completes the handshake (and a server answers)
 
     loop.call_soon(begin)
     loop.call_later(5.0, loop.stop)
@@ -172,33 +158,35 @@ def test_a_reply_that_came_while_the_loop_was_held_up_is_not_a_timeout(loop, kin
         loop.run_forever()
     finally:
         close_poller(loop)
-        listener.close()
+    return results
+
+
+def _listener() -> socket.socket:
+    listener = socket.socket()  # accepts in the kernel; answers only if served
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    return listener
+
+
+@pytest.mark.parametrize("kind", ["tcp", "http"])
+def test_a_reply_that_came_while_the_loop_was_held_up_is_not_a_timeout(loop, kind):
+    """uvloop runs due timers before it polls: after the loop was held up past a probe's
+    timeout (the GIL, a starved process), the reply that arrived meanwhile must win."""
+    with _listener() as listener:
+        if kind == "http":
+            threading.Thread(target=_serve_http_once, args=(listener,), daemon=True).start()
+        ctype = CheckType.TCP if kind == "tcp" else CheckType.HTTP
+        spec = HealthcheckSpec(kind, ctype, port=listener.getsockname()[1], timeout=0.2)
+        results = _probe_with_the_loop_held_up(loop, spec)
     assert len(results) == 1
     assert results[0].ok, results[0]
 
 
 def test_a_silent_backend_still_times_out_after_the_loop_was_held_up_once(loop):
     """The time a held-up loop could not listen is given back once, not again and again."""
-
-    listener = socket.socket()  # accepts in the kernel, never answers
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(8)
-    spec = HealthcheckSpec("web", CheckType.HTTP, port=listener.getsockname()[1], timeout=0.2)
-    prober = Prober(spec, "127.0.0.1")
-    results, started = [], []
-
-    def begin() -> None:
-        started.append(time.monotonic())
-        prober.start(poller_for(loop), lambda r: (results.append(r), loop.stop()))
-        time.sleep(0.6)
-
-    loop.call_soon(begin)
-    loop.call_later(5.0, loop.stop)
-    try:
-        loop.run_forever()
-    finally:
-        close_poller(loop)
-        listener.close()
+    with _listener() as listener:
+        spec = HealthcheckSpec("web", CheckType.HTTP, port=listener.getsockname()[1], timeout=0.2)
+        results = _probe_with_the_loop_held_up(loop, spec)
     assert len(results) == 1
     assert results[0].code == codes.L7TOUT, results[0]
     # 0.2 s timeout + the 0.6 s hold, given back once (a loaded machine may add to it).

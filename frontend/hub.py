@@ -208,8 +208,9 @@ class Hub:
     ) -> None:
         self.deployment = deployment
         self.build = build  # None: a dashboard-only process, the remote daemons alone
-        # The same inputs without the hub's cache (whose changes only the memo may consume).
-        self.read_whole = read_whole or build
+        # The same inputs without the hub's cache (whose changes only the memo may consume);
+        # None: page views always build with the memo.
+        self.read_whole = read_whole
         self.remotes = remotes  # other daemons (remote.Remote), read in their own threads
         for r in remotes:  # a remote's change refreshes the page at once, not at the next tick
             r.on_change = self.kick_threadsafe

@@ -70,26 +70,21 @@ class Poller:
         from the epoll (an fd left open would keep reporting to nobody)."""
         self._handlers.pop(fd, None)
 
-    def dispatch(self) -> None:
-        """The loop saw the epoll readable: run the ready sockets' handlers."""
+    def dispatch(self) -> int:
+        """The loop saw the epoll readable: run the ready sockets' handlers (one batch); how
+        many were ready."""
         handlers = self._handlers
-        for fd, events in self._epoll.poll(0, MAX_EVENTS):
+        ready = self._epoll.poll(0, MAX_EVENTS)
+        for fd, events in ready:
             handler = handlers.get(fd)
             if handler is not None:
                 handler(events)
+        return len(ready)
 
     def drain(self) -> None:
-        """Run the handlers of every socket that is ready now (`dispatch` until less than a
-        full batch comes back)."""
-        handlers = self._handlers
-        while True:
-            ready = self._epoll.poll(0, MAX_EVENTS)
-            for fd, events in ready:
-                handler = handlers.get(fd)
-                if handler is not None:
-                    handler(events)
-            if len(ready) < MAX_EVENTS:
-                return
+        """Run the handlers of every socket that is ready now, batch after batch."""
+        while self.dispatch() == MAX_EVENTS:
+            pass
 
     # -- deadlines ----------------------------------------------------------------------------
 
